@@ -1,0 +1,1 @@
+"""Model families of hf_attn_at."""

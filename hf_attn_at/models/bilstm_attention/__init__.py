@@ -1,0 +1,37 @@
+"""BiLSTM + attention models; importing this package registers them with the Auto classes."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+from .configuration_bilstm_attention import BiLSTMAttentionConfig
+from .modeling_bilstm_attention import (
+    BiLSTMAttentionEncoderOutput,
+    BiLSTMAttentionForAnswerSelection,
+    BiLSTMAttentionForSequenceClassification,
+    BiLSTMAttentionModel,
+    BiLSTMAttentionModelOutput,
+    BiLSTMAttentionPreTrainedModel,
+    BiLSTMAttentionSequenceClassifierOutput,
+)
+
+# Installed library: the Auto classes resolve the model type locally.
+AutoConfig.register(BiLSTMAttentionConfig.model_type, BiLSTMAttentionConfig, exist_ok=True)
+AutoModel.register(BiLSTMAttentionConfig, BiLSTMAttentionModel, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, exist_ok=True
+)
+# Hub code: save_pretrained copies the two model files and writes `auto_map`.
+BiLSTMAttentionConfig.register_for_auto_class()
+BiLSTMAttentionModel.register_for_auto_class("AutoModel")
+BiLSTMAttentionForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+BiLSTMAttentionForAnswerSelection.register_for_auto_class("AutoModelForSequenceClassification")
+
+__all__ = [
+    "BiLSTMAttentionConfig",
+    "BiLSTMAttentionEncoderOutput",
+    "BiLSTMAttentionForAnswerSelection",
+    "BiLSTMAttentionForSequenceClassification",
+    "BiLSTMAttentionModel",
+    "BiLSTMAttentionModelOutput",
+    "BiLSTMAttentionPreTrainedModel",
+    "BiLSTMAttentionSequenceClassifierOutput",
+]
