@@ -1,0 +1,73 @@
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+import hf_attn_at
+from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, load_word_vectors
+from hf_attn_at.tokenization import build_vocabulary, count_unknown, jain_wallace_tokenize
+
+
+def test_jain_wallace_normalisation():
+    assert jain_wallace_tokenize("In 1990, I didn't LIKE $5.50 films!") == [
+        "in", "qqq", ",", "i", "did", "n't", "like", "$", "qqq", "films", "!",
+    ]
+    assert jain_wallace_tokenize("B52s at 10:30.") == ["qqq", "at", "qqq", "."]
+    with pytest.raises(TypeError, match="must be a str"):
+        jain_wallace_tokenize(None)
+
+
+def test_min_df_counts_documents_not_occurrences():
+    vocab = build_vocabulary(["good good good film", "bad film", "film noir"], min_df=2)
+    assert list(vocab) == ["<pad>", "<unk>", "<sep>", "film"]  # "good" occurs 3 times in 1 document
+    vocab1 = build_vocabulary(["good good film", "bad film"], min_df=1)
+    assert list(vocab1)[3:] == ["film", "bad", "good"]  # by document frequency, ties alphabetical
+    with pytest.raises(ValueError, match="min_df must be an integer >= 1, got 0"):
+        build_vocabulary(["a"], min_df=0)
+    with pytest.raises(ValueError, match="empty list of texts"):
+        build_vocabulary([], min_df=1)
+
+
+def test_unknown_words_map_to_unk_never_dropped():
+    tok = hf_attn_at.build_word_tokenizer(["a good film", "a bad film"], min_df=1)
+    ids = tok("A splendid film from 1999")["input_ids"]
+    assert len(ids) == 5
+    assert tok.convert_ids_to_tokens(ids) == ["a", "<unk>", "film", "<unk>", "<unk>"]
+    assert count_unknown(tok, ["A splendid film from 1999"]) == (3, 5)
+
+
+def test_pair_encoding_and_round_trip(tmp_path):
+    tok = hf_attn_at.build_word_tokenizer(["a man sleeps", "a person rests"], min_df=1)
+    enc = tok("A man sleeps", "a person rests")
+    assert tok.convert_ids_to_tokens(enc["input_ids"]) == ["a", "man", "sleeps", "<sep>", "a", "person", "rests"]
+    assert enc["token_type_ids"] == [0, 0, 0, 1, 1, 1, 1]
+    assert tok.pad_token_id == 0 and tok.unk_token_id == 1 and tok.sep_token_id == 2
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded("A man sleeps", "a person rests") == enc
+    assert loaded.vocab_size == tok.vocab_size
+    batch = loaded(["a man", "a person rests now"], padding=True, return_tensors="pt")
+    assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]  # right padding
+
+
+def test_word_vectors_initialise_embeddings(tmp_path):
+    tok = hf_attn_at.build_word_tokenizer(["a good film", "a bad film"], min_df=1)
+    model = BiLSTMAttentionForSequenceClassification(
+        BiLSTMAttentionConfig(vocab_size=tok.vocab_size, embedding_size=4, hidden_size=3, num_labels=2)
+    )
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("2 4\nfilm 1 2 3 4\nmissing 9 9 9 9\ngood 0.5 0.25 -1 0\n")
+    before = model.get_input_embeddings().weight.detach().clone()
+    report = load_word_vectors(model, tok, vectors)
+    assert report == {"found": 2, "vocab_size": 4, "coverage": 0.5}  # a, bad, film, good
+    weight = model.get_input_embeddings().weight
+    torch.testing.assert_close(weight[tok.convert_tokens_to_ids("film")], torch.tensor([1.0, 2, 3, 4]))
+    torch.testing.assert_close(weight[tok.convert_tokens_to_ids("good")], torch.tensor([0.5, 0.25, -1, 0]))
+    bad_id = tok.convert_tokens_to_ids("bad")
+    torch.testing.assert_close(weight[bad_id], before[bad_id])
+
+    wrong_dim = tmp_path / "wrong.txt"
+    wrong_dim.write_text("film 1 2 3\n")
+    with pytest.raises(ValueError, match=r"wrong.txt:1: expected a word and 4 values"):
+        load_word_vectors(model, tok, wrong_dim)
+    with pytest.raises(FileNotFoundError, match="absent.txt"):
+        load_word_vectors(model, tok, tmp_path / "absent.txt")
