@@ -4,8 +4,9 @@ Local files: ``<data_dir>/imdb/{train,test}.jsonl.xz``, one JSON object a line w
 ``label`` (1 pos, 0 neg). Hub: ``stanfordnlp/imdb`` (``text``, ``label`` 0 neg / 1 pos).
 
 Split (SPEC §5): training reviews with fewer than 400 tokens, 80/20 into train/validation (seed
-1378); test = a random 20 % (seed 1378) of the test reviews with fewer than 400 tokens. Filter:
-more than 6 tokens. ``<br />`` tags are replaced by spaces before anything else (Jain & Wallace's
+1378); test = a random 20 % (seed 1378) of the test reviews with fewer than 400 tokens. The
+"more than 6 tokens" filter is applied together with the 400-token bound, before splitting (one
+tokenisation pass; no review of the shared copy has 6 tokens or fewer). ``<br />`` tags are replaced by spaces before anything else (Jain & Wallace's
 Keras copy kept them as the word "br").
 """
 
@@ -57,15 +58,14 @@ def read_jsonl_xz(path: Path) -> Rows:
 
 
 def split_reviews(train: Rows, test: Rows, apply_filters: bool = True) -> datasets.DatasetDict:
-    """Apply the < 400-token selection, the seeded splits and the length filter."""
-    train = filter_by_length(train, "train (< 400 tokens)", "imdb", max_length=MAX_TOKENS)
-    test = filter_by_length(test, "test (< 400 tokens)", "imdb", max_length=MAX_TOKENS)
+    """Keep reviews under 400 tokens (and, with ``apply_filters``, over 6), then split with seed 1378."""
+    min_length = MIN_LENGTH if apply_filters else None
+    train = filter_by_length(train, "train", "imdb", min_length=min_length, max_length=MAX_TOKENS)
+    test = filter_by_length(test, "test", "imdb", min_length=min_length, max_length=MAX_TOKENS)
     train, validation = seeded_split(train, test_size=0.2, seed=SEED)
     _, test = seeded_split(test, test_size=0.2, seed=SEED)
-    splits = {"train": train, "validation": validation, "test": test}
-    if apply_filters:
-        splits = {split: filter_by_length(rows, split, "imdb", min_length=MIN_LENGTH) for split, rows in splits.items()}
-    return build_dataset_dict(splits, single_features(LABEL_NAMES), "imdb")
+    return build_dataset_dict({"train": train, "validation": validation, "test": test},
+                              single_features(LABEL_NAMES), "imdb")
 
 
 def load_local(data_dir: str | Path | None, apply_filters: bool = True) -> datasets.DatasetDict:
