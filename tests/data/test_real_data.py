@@ -6,9 +6,8 @@ from collections import Counter
 
 import pytest
 
-from hf_attn_at.data import load_task, padding_efficiency, prepare_task
 from hf_attn_at.data import babi as babi_module
-from hf_attn_at.data import newsgroups
+from hf_attn_at.data import load_task, newsgroups, padding_efficiency, prepare_task
 from tests.testing_utils import SHARED_DATA, require_shared_data
 
 
