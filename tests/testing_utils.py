@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# ``<repo>/../shared/data``; HF_ATTN_AT_SHARED_DATA overrides it (e.g. from a git worktree elsewhere).
+SHARED_DATA = Path(os.environ.get("HF_ATTN_AT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 def shared_data_path(*parts: str) -> Path:
     return SHARED_DATA.joinpath(*parts)
 
 
-def require_shared_data(*parts: str):
-    """Skip unless `../shared/data/<parts>` exists (CI always has it)."""
+def require_shared_data(*parts: str) -> pytest.MarkDecorator:
+    """Skip unless ``SHARED_DATA / parts`` exists; the reason names the path (CI always has it)."""
     path = shared_data_path(*parts)
     return pytest.mark.skipif(not path.exists(), reason=f"needs the shared dataset at {path}")
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for a child Python that imports hf_attn_at from this checkout, offline."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT), **extra}
-    env.setdefault("PYTHON", sys.executable)
-    return env
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT), **extra}

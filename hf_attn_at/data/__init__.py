@@ -1,0 +1,18 @@
+"""Datasets of Jain & Wallace / Kitada & Iyatomi as `datasets.DatasetDict` with one column layout.
+
+See :func:`load_task` for the layout and ``docs/DATA.md`` for sources, splits and filters.
+"""
+
+from .processing import padding_efficiency, prepare_task, tokenize_dataset
+from .registry import SOURCES, TASKS, TaskSpec, get_task, load_task
+
+__all__ = [
+    "SOURCES",
+    "TASKS",
+    "TaskSpec",
+    "get_task",
+    "load_task",
+    "padding_efficiency",
+    "prepare_task",
+    "tokenize_dataset",
+]
