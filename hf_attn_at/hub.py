@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitInfo, EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import (
@@ -382,6 +382,14 @@ def _head_is_untrained(model: PreTrainedModel) -> bool:
     return out_proj is not None and out_proj.bias is not None and not out_proj.bias.detach().any()
 
 
+def add_auto_model_to_config(model: PreTrainedModel, model_dir: Path) -> None:
+    """Add `auto_map["AutoModel"]` to the `config.json` that `model.save_pretrained` wrote into `model_dir`,
+    so that `AutoModel` (with `trust_remote_code=True`) loads the body of a head checkpoint too."""
+    config = type(model.config).from_pretrained(model_dir)
+    config.auto_map = {**(config.auto_map or {}), "AutoModel": AUTO_MODEL_CLASS}
+    config.save_pretrained(model_dir)
+
+
 def export_for_hub(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase | None,
@@ -414,9 +422,7 @@ def export_for_hub(
         )
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
-    config = type(model.config).from_pretrained(output_dir)
-    config.auto_map = {**(config.auto_map or {}), "AutoModel": AUTO_MODEL_CLASS}
-    config.save_pretrained(output_dir)
+    add_auto_model_to_config(model, output_dir)
     missing = [name for name in CODE_FILES if not (output_dir / name).is_file()]
     if missing:
         raise RuntimeError(
@@ -505,13 +511,15 @@ def push_to_hub(
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision is not None and not revision.startswith("refs/pr/"):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        return api.upload_folder(
-            repo_id=repo_id, folder_path=folder, commit_message=commit_message, revision=revision
-        )
+        operations = [
+            CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)) for path in sorted(folder.iterdir())
+        ]
+        return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
 
 
 class ModelCardCallback(TrainerCallback):
-    """Write the model card as `README.md` into every checkpoint folder the Trainer saves.
+    """Write the model card as `README.md` into every checkpoint folder the Trainer saves, and add
+    `auto_map["AutoModel"]` to its `config.json` (see `add_auto_model_to_config`).
 
     The method settings come from the training arguments' `adv_method`, `adv_epsilon`, `adv_lambda` and
     `adv_num_neighbors` (a plain `TrainingArguments` means `vanilla`), the metrics from the latest
@@ -551,6 +559,7 @@ class ModelCardCallback(TrainerCallback):
         if not checkpoint_dir.is_dir():
             logger.warning("ModelCardCallback: no checkpoint folder %s to write the card into", checkpoint_dir)
             return
+        add_auto_model_to_config(model, checkpoint_dir)
         self.build_card(args, state, model).save(checkpoint_dir / "README.md")
 
 
