@@ -34,6 +34,7 @@ import argparse
 import json
 import logging
 import math
+import numbers
 import os
 import sys
 import tempfile
@@ -171,10 +172,11 @@ def _check_method_settings(method: str, epsilon: Any, lambda_: Any, num_neighbor
         _check_number(name, value, positive=positive, integer=integer)
 
 
-def _check_metrics(name: str, values: Mapping[str, Any]) -> None:
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+def _as_floats(name: str, values: Mapping[str, Any] | None) -> dict[str, float]:
+    for key, value in (values or {}).items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"`{name}` values must be numbers, got {key!r}: {value!r}")
+    return {key: float(value) for key, value in (values or {}).items()}
 
 
 def _eval_results(
@@ -220,7 +222,7 @@ def build_model_card(
 
     Args:
         model: the trained model (its config fills the "Model" table).
-        method: one of `METHODS` (`vanilla`, `attention_rp`, `attention_at`, `attention_iat`, `word_at`,
+        method: one of `METHODS` (a `str` or a `str` enum member: `vanilla`, `attention_rp`, `attention_at`, `attention_iat`, `word_at`,
             `word_iat`); ε and λ are required by every method but `vanilla`, K by `word_iat`.
         epsilon, lambda_, num_neighbors: the method's ε, λ and K (`adv_epsilon`, `adv_lambda`,
             `adv_num_neighbors`).
@@ -236,11 +238,10 @@ def build_model_card(
         model_name: the `model-index` name; defaults to `bilstm-attention-<method>[-<dataset>]`.
         repo_id: the Hub id used in the loading snippets (a placeholder when not given).
     """
+    method = getattr(method, "value", method)  # a `str` enum member -> its value
     _check_method_settings(method, epsilon, lambda_, num_neighbors)
-    metrics = dict(metrics or {})
-    interpretability = dict(interpretability or {})
-    _check_metrics("metrics", metrics)
-    _check_metrics("interpretability", interpretability)
+    metrics = _as_floats("metrics", metrics)
+    interpretability = _as_floats("interpretability", interpretability)
     title, description, used = METHODS[method]
     if model_name is None and repo_id is not None:
         model_name = repo_id.split("/")[-1]
@@ -313,7 +314,7 @@ def split_metrics(flat: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, 
             key = key.removeprefix(prefix)
         if key in ("dataset_name", "dataset_split"):
             info[key] = str(value)
-        elif key in _NOT_METRICS or isinstance(value, bool) or not isinstance(value, (int, float)):
+        elif key in _NOT_METRICS or isinstance(value, bool) or not isinstance(value, numbers.Real):
             continue
         elif key.startswith(_AGREEMENT_PREFIX):
             agreement[key.removeprefix(_AGREEMENT_PREFIX)] = value

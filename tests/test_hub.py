@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData, RepoUrl, metadata_load
@@ -303,6 +305,19 @@ def test_export_refuses_a_non_empty_folder(model, tokenizer, card, tmp_path):
 def test_build_model_card_rejects_bad_values(model, kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_model_card(model, **kwargs)
+
+
+def test_build_model_card_accepts_str_enum_and_numpy_values(model):
+    class Method(str, enum.Enum):
+        ATTENTION_AT = "attention_at"
+
+    card = build_model_card(
+        model, method=Method.ATTENTION_AT, epsilon=1, lambda_=1.0, dataset_name="sst",
+        metrics={"accuracy": np.float32(0.5)},
+    )
+    assert "attention_at" in card.data.tags
+    assert card.data.eval_results[0].metric_value == 0.5
+    assert ModelCard(str(card)).data.to_dict() == card.data.to_dict()  # YAML with plain strings
 
 
 def test_write_model_cards(run_dir, tmp_path):
