@@ -439,13 +439,13 @@ def export_for_hub(
 
 def check_repo_id(repo_id: Any) -> str:
     """Return `repo_id` if it has the form `namespace/name`, else raise a `ValueError` saying why."""
-    expected = "expected 'namespace/name' (e.g. 'my-user/bilstm-attention-sst')"
+    expected = "repo_id must be of the form 'namespace/name' (e.g. 'my-user/bilstm-attention-sst')"
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or "" in repo_id.split("/"):
-        raise ValueError(f"repo_id must be of the form 'namespace/name', got {repo_id!r}; {expected}")
+        raise ValueError(f"{expected}, got {repo_id!r}")
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
-        raise ValueError(f"invalid repo_id {repo_id!r} ({e}); {expected}") from e
+        raise ValueError(f"{expected}, got {repo_id!r}: {e}") from e
     return repo_id
 
 
