@@ -1,0 +1,1 @@
+"""The `hf-attn-at` command line: `main.py` dispatches to one module per verb."""

@@ -1,0 +1,412 @@
+"""`hf-attn-at reproduce`: run a grid of tasks × methods × seeds (× ε), then aggregate tables, figures, claims.
+
+    hf-attn-at reproduce --grid quickstart --data_source local --data_dir ../shared/data
+
+Each run trains in `OUTPUT_DIR/runs/<task>/<method>[-eps<ε>]/seed<seed>/` and writes `results.json` when it
+finishes: finished runs are skipped, and an interrupted run resumes from its last checkpoint. Aggregation
+reads every `results.json` under `OUTPUT_DIR/runs` and writes `RESULTS.md` (or `--results_file`), the ε-sweep
+figures and a heat-map report per task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from ..data import SOURCES, TASKS
+from ..training_args import AdversarialMethod
+
+logger = logging.getLogger(__name__)
+
+BINARY_TASKS = ("sst", "imdb", "20news", "agnews")
+ATTENTION_METHODS = ("attention_rp", "attention_at", "attention_iat")
+ALL_METHODS = tuple(m.value for m in AdversarialMethod)
+OFFLINE_TASKS = ("sst", "imdb", "20news", "babi1", "babi2", "babi3", "snli", "mnli")
+
+# Grid presets: tasks, methods, seeds, ε values and overrides of the model/training settings.
+GRIDS: dict[str, dict[str, Any]] = {
+    "quickstart": {
+        "tasks": ["sst"], "methods": ["vanilla", "attention_at", "attention_iat"], "seeds": [1],
+        "training": {"num_train_epochs": 3},
+    },
+    "ci": {
+        "tasks": ["sst"], "methods": ["vanilla", "attention_at"], "seeds": [1],
+        "model": {"embedding_size": 32, "hidden_size": 16, "attention_hidden_size": 16},
+        "data": {"max_train_samples": 400, "max_eval_samples": 100, "max_test_samples": 200},
+        "training": {"num_train_epochs": 1},
+    },
+    "paper": {"tasks": list(OFFLINE_TASKS), "methods": list(ALL_METHODS), "seeds": [1, 2, 3]},
+    "sweep": {
+        "tasks": ["sst", "snli"], "methods": ["attention_at", "attention_iat", "word_at", "word_iat"], "seeds": [1],
+        "epsilons": [0.01, 0.1, 1.0, 10.0, 100.0],
+    },
+}
+DEFAULT_EPSILON = 1.0
+
+
+@dataclass
+class ReproduceArguments:
+    """What to run and where; every list flag overrides the grid preset's list."""
+
+    grid: str = field(default="quickstart", metadata={"help": "Preset grid.", "choices": list(GRIDS)})
+    output_dir: str = field(default="runs/reproduce", metadata={"help": "Root folder of the runs and reports."})
+    tasks: list[str] | None = field(default=None, metadata={"help": "Tasks (override the grid)."})
+    methods: list[str] | None = field(default=None, metadata={"help": "Methods (override the grid)."})
+    seeds: list[int] | None = field(default=None, metadata={"help": "Seeds (override the grid)."})
+    epsilons: list[float] | None = field(
+        default=None, metadata={"help": "ε values: each non-vanilla method runs at each (an ε sweep)."}
+    )
+    data_source: str = field(default="hub", metadata={"help": "'hub' or 'local'.", "choices": list(SOURCES)})
+    data_dir: str | None = field(default=None, metadata={"help": "Local data folder (e.g. ../shared/data)."})
+    num_train_epochs: float | None = field(default=None, metadata={"help": "Override the epochs (SPEC: 8 / 10)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Cap the training examples."})
+    explain_max_samples: int | None = field(default=None, metadata={"help": "Cap the examples explained."})
+    results_file: str | None = field(
+        default=None, metadata={"help": "Where to write the Markdown results (default OUTPUT_DIR/RESULTS.md)."}
+    )
+    aggregate_only: bool = field(default=False, metadata={"help": "Skip training; aggregate finished runs."})
+
+    def __post_init__(self):
+        for name, valid in (("tasks", TASKS), ("methods", ALL_METHODS)):
+            bad = [v for v in getattr(self, name) or [] if v not in valid]
+            if bad:
+                raise ValueError(f"--{name}: unknown {bad}; valid: {', '.join(valid)}")
+        bad_eps = [e for e in self.epsilons or [] if not e > 0]
+        if bad_eps:
+            raise ValueError(f"--epsilons must all be > 0, got {bad_eps}")
+        if self.data_source == "local" and self.data_dir is None:
+            raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")
+
+
+@dataclass(frozen=True)
+class Run:
+    task: str
+    method: str
+    epsilon: float | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        eps = "" if self.epsilon is None else f"-eps{self.epsilon:g}"
+        return f"{self.task}/{self.method}{eps}/seed{self.seed}"
+
+
+def plan_runs(args: ReproduceArguments) -> list[Run]:
+    """The grid's runs in order: task, method, ε, seed."""
+    grid = GRIDS[args.grid]
+    tasks = args.tasks or grid["tasks"]
+    methods = args.methods or grid["methods"]
+    seeds = args.seeds or grid["seeds"]
+    epsilons = args.epsilons or grid.get("epsilons")
+    runs = []
+    for task in tasks:
+        for method in methods:
+            values = [None] if method == "vanilla" else (epsilons or [DEFAULT_EPSILON])
+            for eps in values:
+                runs.extend(Run(task, method, eps, seed) for seed in seeds)
+    return runs
+
+
+def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
+    """The (model, data, training) arguments of one run: SPEC §4 settings plus the grid's overrides."""
+    from ..arguments import DataArguments, ModelArguments
+    from ..training_args import AdversarialTrainingArguments
+
+    grid = GRIDS[args.grid]
+    binary = run.task in BINARY_TASKS
+    epochs = 8 if run.task in BINARY_TASKS else 10
+    training = {
+        "output_dir": str(run_dir),
+        "adv_method": run.method,
+        "adv_epsilon": run.epsilon,
+        "adv_lambda": 1.0,
+        "seed": run.seed,
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-5,
+        "lr_scheduler_type": "constant",
+        "per_device_train_batch_size": 90 if run.task == "cnn" else 32,
+        "per_device_eval_batch_size": 128,
+        "num_train_epochs": epochs,
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "save_total_limit": 1,
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "auc" if binary else "accuracy",
+        "greater_is_better": True,
+        "group_by_length": True,
+        "logging_strategy": "epoch",
+        "disable_tqdm": True,
+        "report_to": "none",
+        **grid.get("training", {}),
+    }
+    if args.num_train_epochs is not None:
+        training["num_train_epochs"] = args.num_train_epochs
+    data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir, **grid.get("data", {})}
+    if args.max_train_samples is not None:
+        data["max_train_samples"] = args.max_train_samples
+    if args.explain_max_samples is not None:
+        data["explain_max_samples"] = args.explain_max_samples
+    return (
+        ModelArguments(**grid.get("model", {})),
+        DataArguments(**data),
+        AdversarialTrainingArguments(**training),
+    )
+
+
+def execute(args: ReproduceArguments) -> list[dict]:
+    """Run every unfinished run of the grid; return all results (finished ones read back)."""
+    from ..experiment import run_experiment
+
+    root = Path(args.output_dir) / "runs"
+    runs = plan_runs(args)
+    results = []
+    todo = [r for r in runs if not (root / r.name / "results.json").is_file()]
+    logger.info("%d runs in the grid, %d finished, %d to run", len(runs), len(runs) - len(todo), len(todo))
+    for run in tqdm(runs, desc="reproduce", unit="run"):
+        run_dir = root / run.name
+        done = run_dir / "results.json"
+        if not done.is_file():
+            if args.aggregate_only:
+                continue
+            logger.info("run %s", run.name)
+            run_experiment(*run_arguments(args, run, run_dir))
+        results.append(json.loads(done.read_text()))
+    return results
+
+
+# ----------------------------------------------------------------------------------------------- aggregation
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _fmt(mean: float, std: float) -> str:
+    return "n/a" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
+
+
+def _test_metric(result: dict, name: str) -> float | None:
+    split = result["agreement_split"]
+    return result["metrics"][split].get(f"{split}_{name}")
+
+
+def summarize(results: list[dict]) -> dict[str, dict[tuple[str, float | None], dict[str, Any]]]:
+    """task -> (method, ε) -> mean/std of accuracy, F1, Pearson, Kendall over seeds, and the run time."""
+    groups: dict[str, dict[tuple[str, float | None], list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        groups[r["task"]][(r["method"], r["epsilon"])].append(r)
+    table: dict[str, dict] = {}
+    for task, by_method in groups.items():
+        table[task] = {}
+        for key, rs in by_method.items():
+            table[task][key] = {
+                "accuracy": _mean_std([_test_metric(r, "accuracy") for r in rs]),
+                "f1": _mean_std([_test_metric(r, "f1") for r in rs]),
+                "pearson": _mean_std([r["agreement"]["agreement_pearson"] for r in rs]),
+                "kendall": _mean_std([r["agreement"]["agreement_kendall"] for r in rs]),
+                "seeds": len(rs),
+                "minutes": sum(r["total_runtime"] for r in rs) / 60,
+                "split": rs[0]["agreement_split"],
+            }
+    return table
+
+
+def _method_order(key: tuple[str, float | None]) -> tuple[int, float]:
+    method, eps = key
+    return ALL_METHODS.index(method), eps or 0.0
+
+
+def markdown_tables(table: dict) -> list[str]:
+    lines = []
+    for task, rows in table.items():
+        binary = task in BINARY_TASKS
+        split = next(iter(rows.values()))["split"]
+        lines += [f"### {task} (test split: `{split}`)", ""]
+        head = "| method | ε | accuracy | " + ("F1 | " if binary else "") + "Pearson r | Kendall τ | seeds | minutes |"
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for key in sorted(rows, key=_method_order):
+            row = rows[key]
+            eps = "–" if key[1] is None else f"{key[1]:g}"
+            f1 = f"{_fmt(*row['f1'])} | " if binary else ""
+            lines.append(
+                f"| {key[0]} | {eps} | {_fmt(*row['accuracy'])} | {f1}{_fmt(*row['pearson'])} | "
+                f"{_fmt(*row['kendall'])} | {row['seeds']} | {row['minutes']:.1f} |"
+            )
+        lines.append("")
+    return lines
+
+
+def check_claims(table: dict) -> list[str]:
+    """SPEC §7's three claims, judged from the numbers (held / not held / mixed / not tested)."""
+    lines = ["## The paper's claims against our numbers", ""]
+    # Claim 1: AT/iAT give the best prediction performance.
+    verdicts = []
+    for task, rows in table.items():
+        default = {k: v for k, v in rows.items() if k[1] in (None, DEFAULT_EPSILON)}
+        if len({k[0] for k in default}) < 2:
+            continue
+        best = max(default, key=lambda k: default[k]["accuracy"][0])
+        verdicts.append((task, best[0] in ("attention_at", "attention_iat"), best[0]))
+    lines.append(_claim(
+        "1. Attention AT/iAT give the best prediction performance",
+        verdicts, lambda t, ok, best: f"{t}: best accuracy by {best}",
+    ))
+    # Claim 2: AT/iAT attention agrees more with gradient importance than vanilla (iAT the most).
+    verdicts = []
+    for task, rows in table.items():
+        vanilla = rows.get(("vanilla", None))
+        ours = {k: v for k, v in rows.items() if k[0] in ("attention_at", "attention_iat") and k[1] == DEFAULT_EPSILON}
+        if vanilla is None or not ours:
+            continue
+        ok = all(v["pearson"][0] > vanilla["pearson"][0] for v in ours.values())
+        detail = ", ".join(f"{k[0]} {v['pearson'][0]:.3f}" for k, v in sorted(ours.items(), key=lambda kv: _method_order(kv[0])))
+        verdicts.append((task, ok, f"vanilla {vanilla['pearson'][0]:.3f} vs {detail}"))
+    lines.append(_claim(
+        "2. Attention AT/iAT correlate more with gradient importance than vanilla (Pearson r)",
+        verdicts, lambda t, ok, detail: f"{t}: {detail}",
+    ))
+    # Claim 3: attention AT/iAT less sensitive to ε than word AT (spread of accuracy over the ε grid).
+    verdicts = []
+    for task, rows in table.items():
+        spread = {}
+        for method in ("attention_at", "attention_iat", "word_at"):
+            accs = [v["accuracy"][0] for k, v in rows.items() if k[0] == method and k[1] is not None]
+            if len(accs) >= 3:
+                spread[method] = max(accs) - min(accs)
+        if "word_at" not in spread or len(spread) < 2:
+            continue
+        ok = all(spread[m] < spread["word_at"] for m in spread if m != "word_at")
+        detail = ", ".join(f"{m} {s:.3f}" for m, s in spread.items())
+        verdicts.append((task, ok, f"accuracy range over ε: {detail}"))
+    lines.append(_claim(
+        "3. Attention AT/iAT are less sensitive to ε than word AT",
+        verdicts, lambda t, ok, detail: f"{t}: {detail}",
+    ))
+    return lines
+
+
+def _claim(title: str, verdicts: list[tuple], describe) -> str:
+    if not verdicts:
+        return f"- **{title}**: not tested by this grid.\n"
+    held = sum(ok for _, ok, _ in verdicts)
+    verdict = "held" if held == len(verdicts) else "not held" if held == 0 else "mixed"
+    details = "; ".join(describe(*v) for v in verdicts)
+    return f"- **{title}**: **{verdict}** ({held} of {len(verdicts)} tasks). {details}.\n"
+
+
+def _report_run(result_dir: Path) -> dict:
+    """An `explain_model`-shaped dict from a run's `explanation.json` (for `write_report`)."""
+    from ..interpret.agreement import summarize as summarize_values
+
+    data = json.loads((result_dir / "explanation.json").read_text())
+    results = json.loads((result_dir / "results.json").read_text())
+    pearson = np.array([np.nan if v is None else v for v in data["pearson"]], dtype=float)
+    kendall = np.array([np.nan if v is None else v for v in data["kendall"]], dtype=float)
+    return {
+        "tokens": data["tokens"],
+        "attention": [np.asarray(a) for a in data["attention"]],
+        "importance": {m: [np.asarray(v) for v in vs] for m, vs in data["importance"].items()},
+        "agreement": {"gradient": {
+            "pearson": pearson, "kendall": kendall,
+            "pearson_summary": summarize_values(pearson), "kendall_summary": summarize_values(kendall),
+        }},
+        "summary": {"accuracy": _test_metric(results, "accuracy")},
+    }
+
+
+def write_figures(args: ReproduceArguments, table: dict, figures_dir: Path) -> dict[str, list[Path]]:
+    """Per task: an ε-sweep figure (when the grid has several ε) and a heat-map report of the first seed."""
+    from ..interpret.report import plot_epsilon_sweep, write_report
+
+    root = Path(args.output_dir) / "runs"
+    figures: dict[str, list[Path]] = defaultdict(list)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    for task, rows in table.items():
+        sweep = [
+            {"method": k[0], "epsilon": k[1], "accuracy": v["accuracy"][0], "pearson": v["pearson"][0]}
+            for k, v in sorted(rows.items(), key=lambda kv: _method_order(kv[0])) if k[1] is not None
+        ]
+        if len({(s["method"], s["epsilon"]) for s in sweep}) > len({s["method"] for s in sweep}):
+            figures[task].append(plot_epsilon_sweep(sweep, figures_dir / f"{task}_epsilon.png"))
+        report_runs = {}
+        for key in sorted(rows, key=_method_order):
+            if key[1] not in (None, DEFAULT_EPSILON) and (key[0], DEFAULT_EPSILON) in rows:
+                continue
+            eps = "" if key[1] is None else f"-eps{key[1]:g}"
+            seed_dirs = sorted((root / task / f"{key[0]}{eps}").glob("seed*/results.json"))
+            if seed_dirs:
+                report_runs[f"{key[0]}{eps}"] = _report_run(seed_dirs[0].parent)
+        if report_runs:
+            report = write_report(report_runs, figures_dir / f"{task}_report", num_examples=3,
+                                  title=f"{task}: attention vs gradient importance")
+            figures[task] += [report.parent / "agreement.png", report.parent / "heatmap_0.png", report]
+    return figures
+
+
+def write_results(args: ReproduceArguments, results: list[dict], elapsed: float, argv: Sequence[str]) -> Path:
+    table = summarize(results)
+    results_file = Path(args.results_file or Path(args.output_dir) / "RESULTS.md")
+    figures = write_figures(args, table, results_file.parent / "figures")
+    command = "hf-attn-at reproduce " + " ".join(shlex.quote(a) for a in argv)
+    lines = [
+        "# Results", "",
+        "Generated by `hf-attn-at reproduce`; do not edit by hand. Command:", "",
+        f"```\n{command}\n```", "",
+        f"Grid `{args.grid}`: {len(results)} runs; this invocation took {elapsed / 60:.1f} minutes "
+        "(finished runs are skipped, so see each table's `minutes` column for training cost: summed over seeds).",
+        "Accuracy/F1 on the test split (model selected on validation), attention–gradient agreement "
+        "(Pearson r, Kendall τ; mean ± std over seeds of the per-run mean over test examples).", "",
+        "## Tables", "",
+    ]
+    lines += markdown_tables(table)
+    lines += check_claims(table)
+    lines += ["## Figures", ""]
+    for task, paths in figures.items():
+        for path in paths:
+            rel = path.relative_to(results_file.parent)
+            lines.append(f"- {task}: [{rel}]({rel})" if path.suffix == ".html" else f"![{task} {path.stem}]({rel})")
+        lines.append("")
+    results_file.parent.mkdir(parents=True, exist_ok=True)
+    results_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return results_file
+
+
+def print_summary(results: list[dict]) -> None:
+    table = summarize(results)
+    print(f"{'task':<8}{'method':<16}{'ε':>6}{'accuracy':>18}{'F1':>18}{'Pearson r':>18}{'Kendall τ':>18}")
+    for task, rows in table.items():
+        for key in sorted(rows, key=_method_order):
+            row = rows[key]
+            eps = "–" if key[1] is None else f"{key[1]:g}"
+            print(f"{task:<8}{key[0]:<16}{eps:>6}{_fmt(*row['accuracy']):>18}{_fmt(*row['f1']):>18}"
+                  f"{_fmt(*row['pearson']):>18}{_fmt(*row['kendall']):>18}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(ReproduceArguments, prog="hf-attn-at reproduce", description=__doc__)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    start = time.perf_counter()
+    results = execute(args)
+    if not results:
+        raise ValueError(f"no finished run under {Path(args.output_dir) / 'runs'} to aggregate")
+    results_file = write_results(args, results, time.perf_counter() - start, argv)
+    print_summary(results)
+    print(f"results: {results_file}")
+    return 0

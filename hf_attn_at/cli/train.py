@@ -1,0 +1,31 @@
+"""`hf-attn-at train`: train one model on one task with one method; flags are the dataclass fields.
+
+    hf-attn-at train --task_name sst --data_source local --data_dir ../shared/data \\
+        --adv_method attention_iat --adv_epsilon 1.0 --output_dir runs/sst-iat --num_train_epochs 3
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from transformers import HfArgumentParser
+
+from ..arguments import DataArguments, ModelArguments
+from ..training_args import AdversarialTrainingArguments
+
+
+def make_parser() -> HfArgumentParser:
+    return HfArgumentParser(
+        (ModelArguments, DataArguments, AdversarialTrainingArguments), prog="hf-attn-at train", description=__doc__
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ..experiment import run_experiment
+
+    model_args, data_args, training_args = make_parser().parse_args_into_dataclasses(args=list(argv or []))
+    results = run_experiment(model_args, data_args, training_args)
+    print(json.dumps({"metrics": results["metrics"], "agreement": results["agreement"]}, indent=2))
+    print(f"saved to {training_args.output_dir}")
+    return 0

@@ -1,0 +1,197 @@
+"""One training run end to end: data → model → `AdversarialTrainer` → test metrics → agreement → saved run folder.
+
+Used by `hf-attn-at train`, `hf-attn-at reproduce` and the README's quick start. A run folder holds the model,
+tokenizer and custom code (`save_pretrained`), `README.md` (model card), `training_args.json`,
+`metrics.json` (flat test metrics + `agreement_*`, the format `hf_attn_at.hub` reads), `results.json` (every
+split's metrics, timings, settings) and `explanation.json` (attention and gradient importance of the first
+test examples, for heat maps). A crashed run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from .arguments import DataArguments, ModelArguments
+from .data import get_task, prepare_task
+from .hub import ModelCardCallback, card_from_run_dir
+from .interpret import explain_model
+from .metrics import compute_metrics
+from .models.bilstm_attention import (
+    BiLSTMAttentionConfig,
+    BiLSTMAttentionForAnswerSelection,
+    BiLSTMAttentionForSequenceClassification,
+)
+from .trainer import AdversarialTrainer
+from .training_args import AdversarialTrainingArguments
+from .word_vectors import load_word_vectors
+
+logger = logging.getLogger(__name__)
+
+# SPEC §4: Adam with amsgrad (L2 weight decay from TrainingArguments.weight_decay).
+PAPER_OPTIMIZER = (torch.optim.Adam, {"amsgrad": True})
+NUM_HEATMAP_EXAMPLES = 25
+
+
+def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, PreTrainedTokenizerBase]:
+    """The tokenized task and its tokenizer, with the optional `max_*_samples` caps applied."""
+    options: dict[str, Any] = {}
+    if data_args.task_name.startswith("babi"):
+        options["babi_size"] = data_args.babi_size
+    dsd, tokenizer = prepare_task(
+        data_args.task_name, source=data_args.data_source, data_dir=data_args.data_dir, min_df=data_args.min_df,
+        **options,
+    )
+    caps = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
+    for split in dsd:
+        cap = caps.get(split, data_args.max_test_samples)
+        if cap is not None and cap < len(dsd[split]):
+            source = dsd[split].shuffle(seed=seed) if split == "train" else dsd[split]
+            dsd[split] = source.select(range(cap))
+            logger.info("%s: kept %d of %d examples (--max_*_samples)", split, cap, len(source))
+    return dsd, tokenizer
+
+
+def build_model(
+    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset, is_pair: bool
+) -> BiLSTMAttentionForSequenceClassification:
+    """A new model sized for the task (label names and candidate masks read from `train`), or a saved one."""
+    if model_args.model_name_or_path is not None:
+        return BiLSTMAttentionForSequenceClassification.from_pretrained(model_args.model_name_or_path)
+    label_names = train.features["label"].names
+    use_candidate_mask = "candidate_mask" in train.column_names
+    config = BiLSTMAttentionConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=model_args.embedding_size,
+        hidden_size=model_args.hidden_size,
+        attention_hidden_size=model_args.attention_hidden_size,
+        attention_type=model_args.attention_type,
+        dropout=model_args.dropout,
+        input_type="pair" if is_pair else "single",
+        use_candidate_mask=use_candidate_mask,
+        pad_token_id=tokenizer.pad_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
+    )
+    model_class = BiLSTMAttentionForAnswerSelection if use_candidate_mask else BiLSTMAttentionForSequenceClassification
+    model = model_class(config)
+    if model_args.word_vectors:
+        load_word_vectors(model, tokenizer, model_args.word_vectors)
+    return model
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def agreement_metrics(explanation: dict) -> dict[str, float]:
+    """`agreement_pearson`, `agreement_pearson_std`, `agreement_kendall`, `agreement_kendall_std` (gradient)."""
+    summary = explanation["summary"]
+    return {
+        "agreement_pearson": summary["gradient_pearson_mean"],
+        "agreement_pearson_std": summary["gradient_pearson_std"],
+        "agreement_kendall": summary["gradient_kendall_mean"],
+        "agreement_kendall_std": summary["gradient_kendall_std"],
+    }
+
+
+def run_experiment(
+    model_args: ModelArguments, data_args: DataArguments, training_args: AdversarialTrainingArguments
+) -> dict[str, Any]:
+    """Train, evaluate on every test split, measure attention–gradient agreement and save the run folder.
+
+    Returns the content of `results.json`: `metrics` (per split), `agreement`, `train_runtime`, settings.
+    """
+    start = time.perf_counter()
+    set_seed(training_args.seed)
+    dsd, tokenizer = load_data(data_args, training_args.seed)
+    model = build_model(model_args, tokenizer, dsd["train"], get_task(data_args.task_name).is_pair)
+    output_dir = Path(training_args.output_dir)
+    trainer = AdversarialTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dsd["train"],
+        eval_dataset=dsd["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        optimizer_cls_and_kwargs=PAPER_OPTIMIZER,
+        callbacks=[ModelCardCallback(dataset_name=data_args.task_name)],
+    )
+    resume = training_args.resume_from_checkpoint
+    if resume is None and output_dir.is_dir():
+        resume = get_last_checkpoint(str(output_dir))
+        if resume:
+            logger.info("resuming from %s", resume)
+    train_output = trainer.train(resume_from_checkpoint=resume)
+
+    test_splits = [split for split in dsd if split.startswith("test")]
+    metrics = {"validation": trainer.evaluate(dsd["validation"], metric_key_prefix="validation")}
+    for split in test_splits:
+        metrics[split] = trainer.evaluate(dsd[split], metric_key_prefix=split)
+    main_split = test_splits[0]
+    explained = dsd[main_split]
+    if data_args.explain_max_samples is not None:
+        explained = explained.select(range(min(data_args.explain_max_samples, len(explained))))
+    explanation = explain_model(
+        trainer.model, tokenizer, explained, batch_size=training_args.per_device_eval_batch_size,
+        show_progress=not training_args.disable_tqdm,
+    )
+    agreement = agreement_metrics(explanation)
+
+    results = {
+        "task": data_args.task_name,
+        "method": training_args.adv_method.value,
+        "epsilon": training_args.adv_epsilon,
+        "lambda": training_args.adv_lambda,
+        "seed": training_args.seed,
+        "metrics": metrics,
+        "agreement": agreement,
+        "agreement_split": main_split,
+        "num_examples": {split: len(ds) for split, ds in dsd.items()},
+        "train_runtime": train_output.metrics.get("train_runtime"),
+        "total_runtime": time.perf_counter() - start,
+    }
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(output_dir))
+        args_dict = training_args.to_dict()
+        args_dict["adv_method"] = training_args.adv_method.value
+        (output_dir / "training_args.json").write_text(json.dumps(_jsonable(args_dict), indent=2) + "\n")
+        prefix = f"{main_split}_"
+        flat = {k[len(prefix):]: v for k, v in metrics[main_split].items() if k.startswith(prefix)}
+        flat.update(agreement, dataset_name=data_args.task_name, dataset_split=main_split)
+        (output_dir / "metrics.json").write_text(json.dumps(_jsonable(flat), indent=2) + "\n")
+        keep = range(min(NUM_HEATMAP_EXAMPLES, len(explanation["tokens"])))
+        heat = {
+            "tokens": [explanation["tokens"][i] for i in keep],
+            "attention": [explanation["attention"][i] for i in keep],
+            "importance": {m: [v[i] for i in keep] for m, v in explanation["importance"].items()},
+            "predictions": explanation["predictions"][list(keep)],
+            "labels": explanation["labels"][list(keep)],
+            "pearson": explanation["agreement"]["gradient"]["pearson"],
+            "kendall": explanation["agreement"]["gradient"]["kendall"],
+        }
+        (output_dir / "explanation.json").write_text(json.dumps(_jsonable(heat)) + "\n")
+        card_from_run_dir(output_dir, trainer.model).save(output_dir / "README.md")
+        (output_dir / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
+    return results
