@@ -97,7 +97,7 @@ def plot_agreement(runs: Mapping[str, dict], path: str | Path) -> Path:
     """Box plots of per-example Pearson's r and Kendall's τ, one box per (model, method)."""
     plt = _pyplot()
     groups = [(label, method) for label, run in runs.items() for method in run["agreement"]]
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.2 * len(groups) + 2) * 2, 4.5), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(2 * max(5.0, 0.8 * len(groups) + 1.5), 4.5), layout="constrained")
     for ax, measure in zip(axes, ("pearson", "kendall"), strict=True):
         data = [runs[label]["agreement"][method][measure] for label, method in groups]
         ax.boxplot([d[np.isfinite(d)] for d in data], showmeans=True)
