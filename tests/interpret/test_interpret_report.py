@@ -117,3 +117,22 @@ def test_explain_model_on_tokenized_dataset_from_disk(sst_model_dir, tmp_path):
     assert main(["--model_name_or_path", str(sst_model_dir), "--dataset_dir", str(tmp_path / "data"),
                  "--output_dir", str(tmp_path / "out"), "--num_heatmaps", "1"]) == 0
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_module_help_runs_without_matplotlib_or_captum_imported():
+    import os
+    import subprocess
+    import sys
+
+    from testing_utils import REPO_ROOT
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    # One child process: the package imports without matplotlib/captum, then `-m ... explain --help` runs.
+    probe = (
+        "import runpy, sys, hf_attn_at.interpret; print('matplotlib' in sys.modules, 'captum' in sys.modules); "
+        "sys.argv = ['hf_attn_at.interpret', 'explain', '--help']; "
+        "runpy.run_module('hf_attn_at.interpret', run_name='__main__')"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:2] == ["False", "False"] and "--model_name_or_path" in done.stdout
