@@ -8,8 +8,20 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# ``<repo>/../shared/data``; HF_ATTN_AT_SHARED_DATA overrides it (e.g. from a git worktree elsewhere).
-SHARED_DATA = Path(os.environ.get("HF_ATTN_AT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def _shared_data() -> Path:
+    """``<repo>/../shared/data`` (or the nearest ancestor's ``shared/data``, for git worktrees);
+    HF_ATTN_AT_SHARED_DATA overrides it."""
+    if os.environ.get("HF_ATTN_AT_SHARED_DATA"):
+        return Path(os.environ["HF_ATTN_AT_SHARED_DATA"])
+    for parent in REPO_ROOT.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
 
 
 def shared_data_path(*parts: str) -> Path:

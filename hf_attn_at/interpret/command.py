@@ -1,0 +1,118 @@
+"""`python -m hf_attn_at.interpret explain`: attention vs importance for saved models, as a report folder.
+
+Example:
+
+    python -m hf_attn_at.interpret explain \
+        --model_name_or_path runs/sst/vanilla runs/sst/attention_at runs/sst/attention_iat \
+        --labels vanilla at iat --dataset_dir ../shared/data/sst/sst_dataset.csv --split test \
+        --output_dir reports/sst
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from .importance import IMPORTANCE_METHODS
+
+
+def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The `explain` arguments, added to `parser` (for a CLI's subcommand) or to a new parser."""
+    parser = parser or argparse.ArgumentParser(prog="python -m hf_attn_at.interpret explain", description=__doc__,
+                                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_name_or_path", nargs="+", required=True, help="saved model folder(s)")
+    parser.add_argument("--labels", nargs="+", help="a name per model for the report (default: folder names)")
+    parser.add_argument("--dataset_dir", required=True,
+                        help="a `save_to_disk` folder already tokenized (input_ids, [token_type_ids], label), "
+                             "or a csv with `text,label[,exp_split]` tokenized with each model's tokenizer")
+    parser.add_argument("--split", default="test", help="DatasetDict split, or csv `exp_split` value")
+    parser.add_argument("--output_dir", required=True, help="report folder")
+    parser.add_argument("--max_examples", type=int, help="only the first N examples")
+    parser.add_argument("--methods", nargs="+", default=["gradient"], choices=sorted(IMPORTANCE_METHODS),
+                        help="importance methods to compare attention with")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--num_heatmaps", type=int, default=4, help="examples drawn as heat maps")
+    parser.add_argument("--epsilon_runs", help="json list of {method, epsilon, accuracy, pearson} for the ε figure")
+    return parser
+
+
+def _read_csv(path: Path, split: str, max_examples: int | None) -> dict[str, list]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"text", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} must have columns text,label[,exp_split]; it lacks {sorted(missing)}")
+        rows = [r for r in reader if r.get("exp_split", split) == split]
+    if not rows:
+        raise ValueError(f"{path} has no rows with exp_split == {split!r}")
+    rows = rows[:max_examples]
+    return {"text": [r["text"] for r in rows], "label": [int(r["label"]) for r in rows]}
+
+
+def _load_tokenized(path: Path, split: str, max_examples: int | None):
+    from datasets import DatasetDict, load_from_disk
+
+    dataset = load_from_disk(str(path))
+    if isinstance(dataset, DatasetDict):
+        if split not in dataset:
+            raise ValueError(f"split {split!r} is not in {path}: it has {list(dataset)}")
+        dataset = dataset[split]
+    if "input_ids" not in dataset.column_names:
+        raise ValueError(f"{path} is not tokenized: columns {dataset.column_names} lack `input_ids`")
+    return dataset if max_examples is None else dataset.select(range(min(max_examples, len(dataset))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `explain` on the arguments `argv` (default: `sys.argv[1:]` without the `explain` verb)."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["explain"]:
+        argv = argv[1:]
+    args = make_parser().parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain every model over the dataset and write the report; print a summary table."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import hf_attn_at  # noqa: F401  (registers the models with the Auto classes)
+
+    from .evaluate import explain_model
+    from .report import write_report
+
+    labels = args.labels or [Path(p).name for p in args.model_name_or_path]
+    if len(labels) != len(args.model_name_or_path):
+        raise ValueError(f"--labels needs one name per model: {len(args.model_name_or_path)} models, got {labels}")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--labels must be distinct, got {labels}")
+    if args.max_examples is not None and args.max_examples < 1:
+        raise ValueError(f"--max_examples must be >= 1, got {args.max_examples}")
+    epsilon_runs = json.loads(Path(args.epsilon_runs).read_text()) if args.epsilon_runs else None
+    data_path = Path(args.dataset_dir)
+    raw = _read_csv(data_path, args.split, args.max_examples) if data_path.suffix == ".csv" else None
+    tokenized = None if raw is not None else _load_tokenized(data_path, args.split, args.max_examples)
+
+    runs = {}
+    for label, model_dir in zip(labels, args.model_name_or_path, strict=True):
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+        dataset = tokenized
+        if raw is not None:
+            dataset = {"input_ids": tokenizer(raw["text"])["input_ids"], "label": raw["label"]}
+        runs[label] = explain_model(model, tokenizer, dataset, batch_size=args.batch_size, methods=args.methods)
+    report = write_report(runs, args.output_dir, epsilon_runs=epsilon_runs, num_examples=args.num_heatmaps)
+
+    print(f"{'model':<16}{'method':<22}{'accuracy':>10}{'pearson':>18}{'kendall':>18}")
+    for label, result in runs.items():
+        s = result["summary"]
+        for method in args.methods:
+            print(f"{label:<16}{method:<22}{s['accuracy']:>10.4f}"
+                  f"{s[f'{method}_pearson_mean']:>10.4f} ± {s[f'{method}_pearson_std']:.3f}"
+                  f"{s[f'{method}_kendall_mean']:>10.4f} ± {s[f'{method}_kendall_std']:.3f}")
+    print(f"report: {report}")
+    return 0

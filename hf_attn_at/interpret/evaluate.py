@@ -1,0 +1,121 @@
+"""Run a model over a tokenized dataset: attention, token importance and their agreement per example."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .agreement import attention_agreement
+from .importance import IMPORTANCE_METHODS
+
+logger = logging.getLogger(__name__)
+
+
+def _collate(rows: dict[str, list], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a slice of a tokenized dataset (`input_ids`, optional `token_type_ids`) into tensors."""
+    lengths = [len(ids) for ids in rows["input_ids"]]
+    seq_len = max(lengths)
+    batch = {
+        "input_ids": torch.tensor([ids + [pad_token_id] * (seq_len - len(ids)) for ids in rows["input_ids"]]),
+        "attention_mask": torch.tensor([[1] * n + [0] * (seq_len - n) for n in lengths]),
+    }
+    if rows.get("token_type_ids") is not None:
+        batch["token_type_ids"] = torch.tensor([t + [0] * (seq_len - len(t)) for t in rows["token_type_ids"]])
+    return batch
+
+
+def explain_model(
+    model: nn.Module,
+    tokenizer=None,
+    dataset=None,
+    batch_size: int = 64,
+    methods: Sequence[str] = ("gradient",),
+    label_column: str = "label",
+    show_progress: bool = True,
+) -> dict:
+    """Attention, importance and attention-importance agreement for every example of `dataset`.
+
+    Batches are formed from examples of similar length (results come back in dataset order).
+
+    Args:
+        model: a BiLSTM + attention classifier; it is put in eval mode.
+        tokenizer: turns ids back into tokens for the report (`None`: ids as strings).
+        dataset: a tokenized `datasets.Dataset` or dict of lists with `input_ids`, optional
+            `token_type_ids` and `label_column` (optional: accuracy is nan without it).
+        batch_size: examples per forward/backward.
+        methods: importance methods, from `IMPORTANCE_METHODS` (`gradient`, `integrated_gradients`,
+            `leave_one_out`).
+        label_column: the gold-label column.
+        show_progress: show a tqdm bar.
+
+    Returns:
+        A dict: `tokens` (per example, the attended tokens), `attention` and `importance[method]` (per
+        example, 1-D float arrays over those tokens), `predictions`, `labels` (int arrays of shape
+        `(num_examples,)`, labels -1 when absent), `agreement[method]` (see `attention_agreement`),
+        and `summary` (plain floats: accuracy and mean/std of each correlation per method).
+    """
+    unknown = [m for m in methods if m not in IMPORTANCE_METHODS]
+    if unknown or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {sorted(IMPORTANCE_METHODS)}, got {list(methods)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    columns = dataset.column_names if hasattr(dataset, "column_names") else list(dataset)
+    if "input_ids" not in columns:
+        raise ValueError(f"the dataset must be tokenized (an `input_ids` column); it has columns {columns}")
+    num_examples = len(dataset["input_ids"])
+    order = np.argsort([len(ids) for ids in dataset["input_ids"]], kind="stable")
+    model.eval()
+    pad_id = model.config.pad_token_id
+    keep = ["input_ids"] + [c for c in ("token_type_ids", label_column) if c in columns]
+    tokens: list = [None] * num_examples
+    attention: list = [None] * num_examples
+    importance: dict[str, list] = {m: [None] * num_examples for m in methods}
+    predictions = np.zeros(num_examples, dtype=np.int64)
+    labels = np.full(num_examples, -1, dtype=np.int64)
+    for start in tqdm(range(0, num_examples, batch_size), desc="explain", disable=not show_progress):
+        index = order[start : start + batch_size]
+        if hasattr(dataset, "select"):
+            rows = dataset.select(index).to_dict()
+        else:
+            rows = {c: [dataset[c][i] for i in index] for c in keep}
+        batch = _collate(rows, pad_id)
+        with torch.no_grad():
+            outputs = model(**batch)
+        mask = outputs.encoder_outputs.attention_scores_mask.cpu().numpy()
+        weights = outputs.attentions.float().cpu().numpy()
+        predictions[index] = outputs.logits.argmax(-1).cpu().numpy()
+        if label_column in rows:
+            labels[index] = np.asarray(rows[label_column])
+        scores = {m: IMPORTANCE_METHODS[m](model, batch).float().cpu().numpy() for m in methods}
+        ids = batch["input_ids"].numpy()
+        for row, i in enumerate(index):
+            kept = ids[row][mask[row]].tolist()
+            tokens[i] = tokenizer.convert_ids_to_tokens(kept) if tokenizer is not None else [str(t) for t in kept]
+            attention[i] = weights[row][mask[row]]
+            for m in methods:
+                importance[m][i] = scores[m][row][mask[row]]
+    agreement = {m: attention_agreement(attention, importance[m]) for m in methods}
+    labelled = labels >= 0
+    accuracy = float((predictions[labelled] == labels[labelled]).mean()) if labelled.any() else float("nan")
+    summary: dict[str, float] = {"accuracy": accuracy, "num_examples": num_examples}
+    for m in methods:
+        for measure in ("pearson", "kendall"):
+            stats = agreement[m][f"{measure}_summary"]
+            summary[f"{m}_{measure}_mean"] = stats["mean"]
+            summary[f"{m}_{measure}_std"] = stats["std"]
+            summary[f"{m}_{measure}_num_nan"] = stats["num_nan"]
+    logger.info("explained %d examples: %s", num_examples, summary)
+    return {
+        "tokens": tokens,
+        "attention": attention,
+        "importance": importance,
+        "predictions": predictions,
+        "labels": labels,
+        "agreement": agreement,
+        "summary": summary,
+    }
