@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 def _collate(rows: dict[str, list], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad a slice of a tokenized dataset (`input_ids`, optional `token_type_ids`) into tensors."""
+    """Right-pad a slice of a tokenized dataset (`input_ids`, optional `token_type_ids` and `candidate_mask`)."""
     lengths = [len(ids) for ids in rows["input_ids"]]
     seq_len = max(lengths)
     batch = {
@@ -26,6 +26,8 @@ def _collate(rows: dict[str, list], pad_token_id: int) -> dict[str, torch.Tensor
     }
     if rows.get("token_type_ids") is not None:
         batch["token_type_ids"] = torch.tensor([t + [0] * (seq_len - len(t)) for t in rows["token_type_ids"]])
+    if rows.get("candidate_mask") is not None:
+        batch["candidate_mask"] = torch.tensor(rows["candidate_mask"], dtype=torch.bool)
     return batch
 
 
@@ -71,7 +73,8 @@ def explain_model(
     order = np.argsort([len(ids) for ids in dataset["input_ids"]], kind="stable")
     model.eval()
     pad_id = model.config.pad_token_id
-    keep = ["input_ids"] + [c for c in ("token_type_ids", label_column) if c in columns]
+    device = model.get_input_embeddings().weight.device
+    keep = ["input_ids"] + [c for c in ("token_type_ids", "candidate_mask", label_column) if c in columns]
     tokens: list = [None] * num_examples
     attention: list = [None] * num_examples
     importance: dict[str, list] = {m: [None] * num_examples for m in methods}
@@ -83,7 +86,7 @@ def explain_model(
             rows = dataset.select(index).to_dict()
         else:
             rows = {c: [dataset[c][i] for i in index] for c in keep}
-        batch = _collate(rows, pad_id)
+        batch = {k: v.to(device) for k, v in _collate(rows, pad_id).items()}
         with torch.no_grad():
             outputs = model(**batch)
         mask = outputs.encoder_outputs.attention_scores_mask.cpu().numpy()
@@ -92,7 +95,7 @@ def explain_model(
         if label_column in rows:
             labels[index] = np.asarray(rows[label_column])
         scores = {m: IMPORTANCE_METHODS[m](model, batch).float().cpu().numpy() for m in methods}
-        ids = batch["input_ids"].numpy()
+        ids = batch["input_ids"].cpu().numpy()
         for row, i in enumerate(index):
             kept = ids[row][mask[row]].tolist()
             tokens[i] = tokenizer.convert_ids_to_tokens(kept) if tokenizer is not None else [str(t) for t in kept]
