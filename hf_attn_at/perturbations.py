@@ -1,0 +1,270 @@
+"""Perturbations for adversarial training on attention scores and word embeddings (tensor math only).
+
+Every function works per example, returns a detached perturbation that is exactly zero on invalid
+(padded) positions, and never produces NaN: an example whose gradient norm is zero or not finite gets a
+zero perturbation and is counted in `num_zeroed` (a 0-dim tensor, so that no host sync is needed).
+
+Shapes: `mask` is `(batch_size, sequence_length)` (bool or 0/1); attention scores and their gradients are
+`(batch_size, sequence_length)`; embeddings and their gradients are
+`(batch_size, sequence_length, embedding_size)`. Norms are L2 over the whole example. Computation runs in
+at least float32 and the result has the input's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+import torch
+
+__all__ = [
+    "Perturbation",
+    "attention_iat_perturbation",
+    "gradient_perturbation",
+    "nearest_neighbors",
+    "random_perturbation",
+    "word_iat_perturbation",
+]
+
+
+class Perturbation(NamedTuple):
+    """A perturbation and the number of examples whose perturbation was set to zero.
+
+    Args:
+        delta (`torch.Tensor` of the input's shape):
+            The perturbation r (detached, zero on invalid positions).
+        num_zeroed (`torch.LongTensor` of shape `()`):
+            Examples given r = 0 because their gradient (or direction weights) had a zero or non-finite norm.
+    """
+
+    delta: torch.Tensor
+    num_zeroed: torch.Tensor
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _expand_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`mask` `(B, T)` -> bool mask broadcastable to `like` `(B, T)` or `(B, T, E)`."""
+    mask = mask.bool()
+    if mask.shape != like.shape[:2]:
+        raise ValueError(f"`mask` must have shape {tuple(like.shape[:2])} (batch_size, sequence_length), got {tuple(mask.shape)}")
+    return mask.view(*mask.shape, *([1] * (like.dim() - 2)))
+
+
+def _check_epsilon(epsilon: float) -> None:
+    if not epsilon > 0:
+        raise ValueError(f"`epsilon` must be > 0, got {epsilon!r}")
+
+
+def _scale_to_epsilon(vectors: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale each example of `vectors` `(B, ...)` to L2 norm `epsilon`.
+
+    Examples with a zero or non-finite norm become zero. Returns the scaled vectors and the per-example
+    `(B,)` bool tensor of zeroed examples.
+    """
+    flat = vectors.flatten(1)
+    finite = torch.isfinite(flat).all(dim=1)
+    flat = torch.where(finite.unsqueeze(1), flat, torch.zeros_like(flat))
+    norm = torch.linalg.vector_norm(flat, dim=1)
+    valid = finite & (norm > 0) & torch.isfinite(norm)
+    scale = torch.where(valid, epsilon / torch.where(valid, norm, torch.ones_like(norm)), torch.zeros_like(norm))
+    return (flat * scale.unsqueeze(1)).view_as(vectors), ~valid
+
+
+def random_perturbation(
+    mask: torch.Tensor,
+    epsilon: float,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Perturbation:
+    """Attention RP: `r = ε u / ‖u‖₂` per example with `u ~ N(0, I)` on the valid positions.
+
+    Args:
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        epsilon (`float`): the perturbation norm.
+        generator (`torch.Generator`, *optional*): source of randomness; the global RNG by default.
+        dtype (`torch.dtype`, *optional*, defaults to `torch.float32`): dtype of the result.
+
+    Returns a [`Perturbation`] whose `delta` has shape `(batch_size, sequence_length)`.
+    """
+    _check_epsilon(epsilon)
+    noise = torch.randn(mask.shape, generator=generator, device=mask.device, dtype=_work_dtype(dtype))
+    noise = noise * _expand_mask(mask, noise)
+    delta, zeroed = _scale_to_epsilon(noise, epsilon)
+    return Perturbation(delta.to(dtype), zeroed.sum())
+
+
+def gradient_perturbation(grad: torch.Tensor, mask: torch.Tensor, epsilon: float) -> Perturbation:
+    """AT (Goodfellow et al., Miyato et al.): `r = ε g / ‖g‖₂` per example.
+
+    Args:
+        grad (`torch.Tensor` of shape `(batch_size, sequence_length)` or `(batch_size, sequence_length, embedding_size)`):
+            The loss gradient with respect to the attention scores or the word embeddings.
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        epsilon (`float`): the perturbation norm.
+
+    Returns a [`Perturbation`] whose `delta` has `grad`'s shape; the norm is taken over all valid
+    positions (and embedding dimensions) of the example.
+    """
+    _check_epsilon(epsilon)
+    work = grad.detach().to(_work_dtype(grad.dtype))
+    masked = torch.where(_expand_mask(mask, work), work, torch.zeros_like(work))
+    delta, zeroed = _scale_to_epsilon(masked, epsilon)
+    return Perturbation(delta.to(grad.dtype), zeroed.sum())
+
+
+def _combine_directions(
+    directions: torch.Tensor, grad: torch.Tensor, epsilon: float, normalize: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sato et al.'s iAT step on unit directions `(B, N, D)` and a gradient `(B, D)`.
+
+    `g_n = ⟨d_n, grad⟩`, `α* = ε g / ‖g‖₂`, `r = Σ_n α*_n d_n` (rescaled to norm ε if `normalize`).
+    Zero directions contribute nothing. Returns `r` `(B, D)` and the `(B,)` bool tensor of zeroed examples.
+    """
+    finite = torch.isfinite(grad).all(dim=1)
+    grad = torch.where(finite.unsqueeze(1), grad, torch.zeros_like(grad))
+    weights = torch.bmm(directions, grad.unsqueeze(-1)).squeeze(-1)  # (B, N)
+    alpha, zeroed = _scale_to_epsilon(weights, epsilon)
+    delta = torch.bmm(alpha.unsqueeze(1), directions).squeeze(1)  # (B, D)
+    zeroed = zeroed | ~finite
+    if normalize:
+        delta, zeroed_norm = _scale_to_epsilon(delta, epsilon)
+        zeroed = zeroed | zeroed_norm
+    return delta, zeroed
+
+
+def _unit(vectors: torch.Tensor) -> torch.Tensor:
+    """Normalise the last dimension to unit L2 norm; zero (or non-finite) vectors become zero."""
+    norm = torch.linalg.vector_norm(vectors, dim=-1, keepdim=True)
+    valid = (norm > 0) & torch.isfinite(norm)
+    return torch.where(valid, vectors / torch.where(valid, norm, torch.ones_like(norm)), torch.zeros_like(vectors))
+
+
+def attention_iat_perturbation(
+    scores: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, epsilon: float, normalize: bool = False
+) -> Perturbation:
+    """Attention iAT (Kitada & Iyatomi 2021): a perturbation in the span of the differences between the
+    example's attention scores and those of the other examples of the batch.
+
+    For example i and every j ≠ i: `D_ij = (ã_i − ã_j) ⊙ m_i` (with `ã_j = 0` where j is padded),
+    `d_ij = D_ij / ‖D_ij‖` (pairs with `D_ij = 0` are dropped), `g_ij = ⟨d_ij, ∂L/∂ã_i⟩`,
+    `α*_i = ε g_i / ‖g_i‖`, `r_i = Σ_j α*_ij d_ij`.
+
+    Args:
+        scores (`torch.Tensor` of shape `(batch_size, sequence_length)`): the clean pre-softmax scores ã.
+        grad (`torch.Tensor` of shape `(batch_size, sequence_length)`): ∂L/∂ã.
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        epsilon (`float`): the norm of α*_i.
+        normalize (`bool`, *optional*, defaults to `False`): rescale each r_i to norm ε (the d_ij are not
+            orthogonal, so ‖r_i‖ ≠ ε in general).
+
+    Returns a [`Perturbation`] whose `delta` has shape `(batch_size, sequence_length)`. Examples with no
+    direction (batch of one, or all other examples equal on its positions) get r = 0 and are counted.
+    """
+    _check_epsilon(epsilon)
+    out_dtype, dtype = scores.dtype, _work_dtype(scores.dtype)
+    valid = _expand_mask(mask, scores)
+    scores = torch.where(valid, scores.detach().to(dtype), torch.zeros((), dtype=dtype, device=scores.device))
+    grad = torch.where(valid, grad.detach().to(dtype), torch.zeros((), dtype=dtype, device=grad.device))
+    batch_size = scores.shape[0]
+    # D[i, j] = (ã_i − ã_j) ⊙ m_i: (B, B, T)
+    differences = (scores.unsqueeze(1) - scores.unsqueeze(0)) * valid.unsqueeze(1)
+    not_self = ~torch.eye(batch_size, dtype=torch.bool, device=scores.device)
+    differences = differences * not_self.unsqueeze(-1)
+    delta, zeroed = _combine_directions(_unit(differences), grad, epsilon, normalize)
+    return Perturbation(delta.to(out_dtype), zeroed.sum())
+
+
+def nearest_neighbors(
+    token_ids: torch.Tensor,
+    embedding_matrix: torch.Tensor,
+    num_neighbors: int,
+    exclude_ids: Iterable[int] = (),
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """The `num_neighbors` nearest vocabulary entries (Euclidean) of each token id, excluding itself and
+    `exclude_ids`.
+
+    Args:
+        token_ids (`torch.LongTensor` of shape `(num_tokens,)`): the (unique) ids to look up.
+        embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`).
+        num_neighbors (`int`): K; must leave K candidates after the exclusions.
+        exclude_ids (`Iterable[int]`): ids never returned as neighbours (special tokens).
+        chunk_size (`int`): rows of the distance matrix computed at once.
+
+    Returns a `torch.LongTensor` of shape `(num_tokens, num_neighbors)`, nearest first.
+    """
+    vocab_size = embedding_matrix.shape[0]
+    excluded = torch.zeros(vocab_size, dtype=torch.bool, device=embedding_matrix.device)
+    exclude = sorted({int(i) for i in exclude_ids})
+    if exclude:
+        excluded[torch.tensor(exclude, device=excluded.device)] = True
+    candidates = vocab_size - int(excluded.sum()) - 1
+    if not 1 <= num_neighbors <= candidates:
+        raise ValueError(
+            f"`num_neighbors` must be in [1, {candidates}] (vocabulary {vocab_size} minus the token itself and "
+            f"{len(exclude)} excluded ids), got {num_neighbors!r}"
+        )
+    matrix = embedding_matrix.detach().to(_work_dtype(embedding_matrix.dtype))
+    neighbors = []
+    for chunk in token_ids.split(chunk_size):
+        distances = torch.cdist(matrix[chunk], matrix)  # (n, V)
+        distances.masked_fill_(excluded, float("inf"))
+        distances.scatter_(1, chunk.unsqueeze(1), float("inf"))
+        neighbors.append(distances.topk(num_neighbors, dim=1, largest=False).indices)
+    return torch.cat(neighbors)
+
+
+def word_iat_perturbation(
+    embeds: torch.Tensor,
+    grad: torch.Tensor,
+    mask: torch.Tensor,
+    input_ids: torch.Tensor,
+    embedding_matrix: torch.Tensor,
+    epsilon: float,
+    num_neighbors: int = 10,
+    exclude_ids: Iterable[int] = (),
+    normalize: bool = False,
+) -> Perturbation:
+    """Word iAT (Sato et al. 2018): a perturbation of each token's embedding toward its K nearest
+    vocabulary neighbours.
+
+    `d_tk = (w_k − w_t) / ‖w_k − w_t‖`, `g_tk = ⟨d_tk, ∂L/∂w_t⟩`, `α* = ε g / ‖g‖₂` over all (t, k) of the
+    example, `r_t = Σ_k α*_tk d_tk`. Neighbours are found for the batch's unique ids only.
+
+    Args:
+        embeds (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_size)`): the embeddings w.
+        grad (`torch.Tensor` of shape `(batch_size, sequence_length, embedding_size)`): ∂L/∂w.
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): the tokens' ids.
+        embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`): the current embeddings.
+        epsilon (`float`): the norm of α* per example.
+        num_neighbors (`int`, *optional*, defaults to 10): K.
+        exclude_ids (`Iterable[int]`, *optional*): ids never used as neighbours (special tokens).
+        normalize (`bool`, *optional*, defaults to `False`): rescale each example's r to norm ε.
+
+    Returns a [`Perturbation`] whose `delta` has `embeds`' shape.
+    """
+    _check_epsilon(epsilon)
+    batch_size, seq_len, embed_size = embeds.shape
+    dtype = _work_dtype(embeds.dtype)
+    valid = _expand_mask(mask, embeds)  # (B, T, 1)
+    unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
+    neighbor_ids = nearest_neighbors(unique_ids, embedding_matrix, num_neighbors, exclude_ids)[inverse]  # (B, T, K)
+    neighbors = embedding_matrix.detach().to(dtype)[neighbor_ids]  # (B, T, K, E)
+    directions = _unit(neighbors - embeds.detach().to(dtype).unsqueeze(2)) * valid.unsqueeze(-1)
+    directions = directions.view(batch_size, seq_len * num_neighbors, embed_size)
+    # Spread each position's gradient over its K directions: ⟨d_tk, g_t⟩ summed over E.
+    grad = torch.where(valid, grad.detach().to(dtype), torch.zeros((), dtype=dtype, device=grad.device))
+    grad_rep = grad.unsqueeze(2).expand(-1, -1, num_neighbors, -1).reshape(batch_size, seq_len * num_neighbors, embed_size)
+    finite = torch.isfinite(grad_rep).flatten(1).all(dim=1)
+    weights = (directions * torch.where(finite.view(-1, 1, 1), grad_rep, torch.zeros_like(grad_rep))).sum(-1)
+    alpha, zeroed = _scale_to_epsilon(weights, epsilon)  # (B, T*K)
+    delta = (alpha.unsqueeze(-1) * directions).view(batch_size, seq_len, num_neighbors, embed_size).sum(2)
+    zeroed = zeroed | ~finite
+    if normalize:
+        delta, zeroed_norm = _scale_to_epsilon(delta, epsilon)
+        zeroed = zeroed | zeroed_norm
+    return Perturbation(delta.to(embeds.dtype), zeroed.sum())

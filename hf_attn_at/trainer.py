@@ -1,0 +1,179 @@
+"""`AdversarialTrainer`: adversarial training on attention scores (Kitada & Iyatomi 2021) or word embeddings.
+
+One training step (SPEC §3):
+
+- attention methods: one forward → `L`; `g = ∂L/∂ã` from a head-only probe on a detached leaf of the scores
+  (no parameter `.grad` touched, no DDP hook); `r` from `g` (detached); a head-only re-run on the cached encoder
+  states with `attention_perturbation=r` → `L_adv`;
+- word methods: the embeddings are looked up outside the forward and passed as `inputs_embeds`, so that
+  `g = ∂L/∂w` is a gradient with respect to a tensor of ours (DDP-safe); a second full forward with
+  `embedding_perturbation=r` → `L_adv`;
+- the trainer returns `L + λ · L_adv` and runs its single backward.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+
+from .perturbations import (
+    Perturbation,
+    attention_iat_perturbation,
+    gradient_perturbation,
+    random_perturbation,
+    word_iat_perturbation,
+)
+from .training_args import AdversarialMethod, AdversarialTrainingArguments
+
+_HEAD_INPUTS = ("labels", "candidate_mask")
+
+
+class AdversarialTrainer(Trainer):
+    """[`~transformers.Trainer`] whose training loss is `L + λ · L_adv` (see [`AdversarialTrainingArguments`]).
+
+    The model must follow the BiLSTM-attention forward contract: it returns `loss` and `encoder_outputs` (with
+    `attention_scores`, `attention_scores_mask`, `last_hidden_state`), accepts `encoder_outputs=` to re-run only
+    the head, and accepts `inputs_embeds`, `embedding_perturbation` and `attention_perturbation`.
+
+    Logged metrics (training, averaged over the steps since the last log and over processes): `clean_loss` (L),
+    `adv_loss` (L_adv), `adv_perturbation_norm` (mean per-example ‖r‖₂), `adv_num_zeroed` (examples given r = 0
+    because their gradient norm was zero or not finite, summed). Evaluation and prediction are unaffected.
+    """
+
+    # The loss is a per-batch mean: Trainer divides it by the gradient-accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, model: nn.Module | None = None, args: AdversarialTrainingArguments | None = None, **kwargs: Any):
+        if args is not None and not isinstance(args, AdversarialTrainingArguments):
+            raise ValueError(f"`args` must be AdversarialTrainingArguments, got {type(args).__name__}")
+        super().__init__(model=model, args=args, **kwargs)
+        if not isinstance(self.args, AdversarialTrainingArguments):
+            raise ValueError("AdversarialTrainer needs `args=AdversarialTrainingArguments(...)`")
+        method = self.args.adv_method
+        if method != AdversarialMethod.VANILLA:
+            if self.label_smoother is not None or self.compute_loss_func is not None:
+                raise ValueError(
+                    f"adv_method={method.value!r} uses the model's own loss: label_smoothing_factor and "
+                    "compute_loss_func are not supported with it"
+                )
+            if self.args.per_device_train_batch_size < 2 and method == AdversarialMethod.ATTENTION_IAT:
+                raise ValueError(
+                    "adv_method='attention_iat' takes its directions from the differences between the examples "
+                    f"of a batch: per_device_train_batch_size must be >= 2, got {self.args.per_device_train_batch_size}"
+                )
+        self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """`L + λ · L_adv` in training; the plain loss otherwise (evaluation, prediction, vanilla)."""
+        method = self.args.adv_method
+        if method == AdversarialMethod.VANILLA or not (model.training and torch.is_grad_enabled()):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if method.is_word:
+            outputs, adv_outputs, perturbation = self._word_step(model, inputs)
+        else:
+            outputs, adv_outputs, perturbation = self._attention_step(model, inputs)
+        loss = outputs.loss + self.args.adv_lambda * adv_outputs.loss
+        metrics = self._metrics["train"]
+        metrics["clean_loss"].append(outputs.loss.detach())
+        metrics["adv_loss"].append(adv_outputs.loss.detach())
+        metrics["adv_perturbation_norm"].append(
+            torch.linalg.vector_norm(perturbation.delta.flatten(1).float(), dim=1).mean()
+        )
+        metrics["adv_num_zeroed"].append(perturbation.num_zeroed)
+        return (loss, outputs) if return_outputs else loss
+
+    def _attention_step(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any, Perturbation]:
+        outputs = model(**inputs)
+        encoder_outputs = outputs.encoder_outputs
+        mask = encoder_outputs.attention_scores_mask
+        scores = encoder_outputs.attention_scores
+        unwrapped = self.accelerator.unwrap_model(model)
+        head_inputs = {key: inputs[key] for key in _HEAD_INPUTS if key in inputs}
+        args = self.args
+        if args.adv_method == AdversarialMethod.ATTENTION_RP:
+            perturbation = random_perturbation(mask, args.adv_epsilon, dtype=scores.dtype)
+        else:
+            # Head-only probe on detached states: ∂L/∂ã without touching parameter gradients (DDP-safe).
+            leaf = scores.detach().requires_grad_()
+            question = encoder_outputs.question_hidden_state
+            probe_states = type(encoder_outputs)(
+                last_hidden_state=encoder_outputs.last_hidden_state.detach(),
+                attention_scores=leaf,
+                attention_scores_mask=mask,
+                question_hidden_state=None if question is None else question.detach(),
+            )
+            probe = unwrapped(encoder_outputs=probe_states, **head_inputs)
+            (grad,) = torch.autograd.grad(probe.loss, leaf)
+            if args.adv_method == AdversarialMethod.ATTENTION_AT:
+                perturbation = gradient_perturbation(grad, mask, args.adv_epsilon)
+            else:
+                perturbation = attention_iat_perturbation(leaf, grad, mask, args.adv_epsilon, args.adv_iat_normalize)
+        adv_outputs = unwrapped(
+            encoder_outputs=encoder_outputs, attention_perturbation=perturbation.delta, **head_inputs
+        )
+        return outputs, adv_outputs, perturbation
+
+    def _word_step(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any, Perturbation]:
+        if "input_ids" not in inputs:
+            raise ValueError(f"adv_method={self.args.adv_method.value!r} needs `input_ids` in the batch")
+        unwrapped = self.accelerator.unwrap_model(model)
+        input_ids = inputs["input_ids"]
+        other_inputs = {key: value for key, value in inputs.items() if key != "input_ids"}
+        embedding = unwrapped.get_input_embeddings()
+        # Embeddings looked up here, so that ∂L/∂w is taken on our own tensor (DDP wraps the model's outputs).
+        embeds = embedding(input_ids)
+        outputs = model(inputs_embeds=embeds, **other_inputs)
+        (grad,) = torch.autograd.grad(outputs.loss, embeds, retain_graph=True)
+        mask = inputs.get("attention_mask")
+        if mask is None:
+            mask = input_ids != unwrapped.config.pad_token_id
+        args = self.args
+        if args.adv_method == AdversarialMethod.WORD_AT:
+            perturbation = gradient_perturbation(grad, mask, args.adv_epsilon)
+        else:
+            perturbation = word_iat_perturbation(
+                embeds,
+                grad,
+                mask,
+                input_ids,
+                embedding.weight,
+                args.adv_epsilon,
+                num_neighbors=args.adv_num_neighbors,
+                exclude_ids=self._special_token_ids(unwrapped),
+                normalize=args.adv_iat_normalize,
+            )
+        adv_outputs = unwrapped(inputs_embeds=embeds, embedding_perturbation=perturbation.delta, **other_inputs)
+        return outputs, adv_outputs, perturbation
+
+    def _special_token_ids(self, model: nn.Module) -> list[int]:
+        """Ids never used as word-iAT neighbours: the tokenizer's special tokens, else the config's pad/sep."""
+        special = getattr(self.processing_class, "all_special_ids", None)
+        if special is None:
+            special = [getattr(model.config, name, None) for name in ("pad_token_id", "sep_token_id")]
+        return [token_id for token_id in special if token_id is not None]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the adversarial metrics (averaged over steps, reduced over processes) to training logs."""
+        metrics = self._metrics["train"]
+        if "loss" in logs and metrics:
+            for key, values in metrics.items():
+                stacked = torch.stack([value.float() for value in values])
+                if key == "adv_num_zeroed":
+                    logs[key] = self.accelerator.reduce(stacked.sum(), reduction="sum").item()
+                else:
+                    logs[key] = self.accelerator.reduce(stacked.mean(), reduction="mean").item()
+            metrics.clear()
+        super().log(logs, start_time)
+
+
+__all__ = ["AdversarialTrainer"]

@@ -1,0 +1,89 @@
+"""Training arguments for adversarial training on attention and word embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from transformers import TrainingArguments
+
+
+class AdversarialMethod(str, Enum):
+    """Training objectives (SPEC §2)."""
+
+    VANILLA = "vanilla"
+    ATTENTION_RP = "attention_rp"
+    ATTENTION_AT = "attention_at"
+    ATTENTION_IAT = "attention_iat"
+    WORD_AT = "word_at"
+    WORD_IAT = "word_iat"
+
+    @property
+    def is_attention(self) -> bool:
+        return self in (AdversarialMethod.ATTENTION_RP, AdversarialMethod.ATTENTION_AT, AdversarialMethod.ATTENTION_IAT)
+
+    @property
+    def is_word(self) -> bool:
+        return self in (AdversarialMethod.WORD_AT, AdversarialMethod.WORD_IAT)
+
+
+_METHODS = [method.value for method in AdversarialMethod]
+
+
+@dataclass
+class AdversarialTrainingArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] for [`AdversarialTrainer`]: the loss is `L + λ · L_adv`, where `L_adv` is the
+    loss under a perturbation of the attention scores or of the word embeddings.
+
+    Parameters that control the objective:
+
+        adv_method (`str` or [`AdversarialMethod`], *optional*, defaults to `"vanilla"`):
+            One of `vanilla`, `attention_rp`, `attention_at`, `attention_iat`, `word_at`, `word_iat`.
+        adv_epsilon (`float`, *optional*):
+            Perturbation size ε (the norm of r, or of the direction weights α for iAT). Required (> 0) for every
+            method but `vanilla`.
+        adv_lambda (`float`, *optional*, defaults to `1.0`):
+            Weight λ of the adversarial loss (>= 0).
+        adv_num_neighbors (`int`, *optional*, defaults to `10`):
+            Word iAT: the number K of nearest vocabulary embeddings that give each token's directions.
+        adv_iat_normalize (`bool`, *optional*, defaults to `False`):
+            iAT: rescale each example's perturbation to norm ε (by default ‖r‖ ≠ ε, as in Sato et al.).
+
+    No default of [`~transformers.TrainingArguments`] is changed: the trainer takes its gradients on detached
+    leaves and re-runs on the unwrapped module, which works under DDP with any `ddp_find_unused_parameters`.
+    """
+
+    adv_method: str = field(
+        default=AdversarialMethod.VANILLA.value,
+        metadata={"help": "Adversarial training method.", "choices": _METHODS},
+    )
+    adv_epsilon: float | None = field(
+        default=None,
+        metadata={"help": "Perturbation size epsilon (> 0); required for every method but vanilla."},
+    )
+    adv_lambda: float = field(default=1.0, metadata={"help": "Weight lambda of the adversarial loss (>= 0)."})
+    adv_num_neighbors: int = field(
+        default=10, metadata={"help": "Word iAT: nearest vocabulary embeddings per token (K >= 1)."}
+    )
+    adv_iat_normalize: bool = field(
+        default=False, metadata={"help": "iAT: rescale each example's perturbation to norm epsilon."}
+    )
+
+    def __post_init__(self):
+        try:
+            self.adv_method = AdversarialMethod(self.adv_method)
+        except ValueError:
+            raise ValueError(f"`adv_method` must be one of {_METHODS}, got {self.adv_method!r}") from None
+        if self.adv_method != AdversarialMethod.VANILLA and (self.adv_epsilon is None or not self.adv_epsilon > 0):
+            raise ValueError(
+                f"`adv_epsilon` must be a float > 0 for adv_method={self.adv_method.value!r}, got {self.adv_epsilon!r}"
+            )
+        if not self.adv_lambda >= 0:
+            raise ValueError(f"`adv_lambda` must be >= 0, got {self.adv_lambda!r}")
+        if isinstance(self.adv_num_neighbors, bool) or not isinstance(self.adv_num_neighbors, int) or self.adv_num_neighbors < 1:
+            raise ValueError(f"`adv_num_neighbors` must be an integer >= 1, got {self.adv_num_neighbors!r}")
+        super().__post_init__()
+
+
+__all__ = ["AdversarialMethod", "AdversarialTrainingArguments"]

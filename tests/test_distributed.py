@@ -1,0 +1,65 @@
+"""Two gloo CPU processes (torchrun) give the same parameters as one process on the same global batches."""
+
+import importlib.util
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.testing_utils import REPO_ROOT
+
+SCRIPT = Path(__file__).parent / "distributed" / "train_ddp.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("train_ddp", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("ddp")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "ACCELERATE_USE_CPU": "1",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        str(SCRIPT), str(output_dir),
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return output_dir
+
+
+@pytest.mark.parametrize("name", ["attention_at", "attention_at_static", "word_at", "word_iat"])
+def test_ddp_matches_single_process(ddp_results, tmp_path, name):
+    saved = torch.load(ddp_results / f"{name}.pt")
+    single = load_script().train_run(name, str(tmp_path), world_size=1)
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(saved["state_dict"][key], value, atol=1e-6, rtol=0, msg=key)
+    assert len(saved["logs"]) == 4
+
+
+def test_ddp_attention_iat_runs_and_is_finite(ddp_results):
+    saved = torch.load(ddp_results / "attention_iat.pt")
+    assert all(torch.isfinite(value).all() for value in saved["state_dict"].values())
+    assert len(saved["logs"]) == 4
+    assert all(math.isfinite(entry["loss"]) and entry["adv_perturbation_norm"] > 0 for entry in saved["logs"])
