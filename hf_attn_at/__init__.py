@@ -3,6 +3,11 @@
 Importing the package registers the BiLSTM + attention models with the Auto classes.
 """
 
+__version__ = "0.1.0"
+
+from .data import load_task, prepare_task, tokenize_dataset
+from .hub import ModelCardCallback, build_model_card, export_for_hub
+from .interpret import attention_agreement, explain_model, gradient_importance
 from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
     BiLSTMAttentionEncoderOutput,
@@ -14,11 +19,14 @@ from .models.bilstm_attention import (
     BiLSTMAttentionSequenceClassifierOutput,
 )
 from .tokenization import build_word_tokenizer, jain_wallace_tokenize
+from .trainer import AdversarialTrainer
+from .training_args import AdversarialMethod, AdversarialTrainingArguments
 from .word_vectors import load_word_vectors
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "AdversarialMethod",
+    "AdversarialTrainer",
+    "AdversarialTrainingArguments",
     "BiLSTMAttentionConfig",
     "BiLSTMAttentionEncoderOutput",
     "BiLSTMAttentionForAnswerSelection",
@@ -27,7 +35,16 @@ __all__ = [
     "BiLSTMAttentionModelOutput",
     "BiLSTMAttentionPreTrainedModel",
     "BiLSTMAttentionSequenceClassifierOutput",
+    "ModelCardCallback",
+    "attention_agreement",
+    "build_model_card",
     "build_word_tokenizer",
+    "explain_model",
+    "export_for_hub",
+    "gradient_importance",
     "jain_wallace_tokenize",
+    "load_task",
     "load_word_vectors",
+    "prepare_task",
+    "tokenize_dataset",
 ]

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 # SPEC §4: Adam with amsgrad (L2 weight decay from TrainingArguments.weight_decay).
 PAPER_OPTIMIZER = (torch.optim.Adam, {"amsgrad": True})
 NUM_HEATMAP_EXAMPLES = 25
+EVAL_SAMPLE_SEED = 0
 
 
 def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, PreTrainedTokenizerBase]:
@@ -56,9 +57,11 @@ def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
     for split in dsd:
         cap = caps.get(split, data_args.max_test_samples)
         if cap is not None and cap < len(dsd[split]):
-            source = dsd[split].shuffle(seed=seed) if split == "train" else dsd[split]
-            dsd[split] = source.select(range(cap))
-            logger.info("%s: kept %d of %d examples (--max_*_samples)", split, cap, len(source))
+            # Files can be sorted by label (SST's test set is): cap a seeded sample, never the first rows.
+            # Evaluation splits use a fixed seed so that every run of a grid sees the same examples.
+            sample_seed = seed if split == "train" else EVAL_SAMPLE_SEED
+            logger.info("%s: keeping a seeded sample of %d of %d examples (--max_*_samples)", split, cap, len(dsd[split]))
+            dsd[split] = dsd[split].shuffle(seed=sample_seed).select(range(cap))
     return dsd, tokenizer
 
 
@@ -152,7 +155,7 @@ def run_experiment(
     main_split = test_splits[0]
     explained = dsd[main_split]
     if data_args.explain_max_samples is not None:
-        explained = explained.select(range(min(data_args.explain_max_samples, len(explained))))
+        explained = explained.shuffle(seed=EVAL_SAMPLE_SEED).select(range(min(data_args.explain_max_samples, len(explained))))
     explanation = explain_model(
         trainer.model, tokenizer, explained, batch_size=training_args.per_device_eval_batch_size,
         show_progress=not training_args.disable_tqdm,

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from tests.testing_utils import REPO_ROOT
+from testing_utils import REPO_ROOT
 
 SCRIPT = Path(__file__).parent / "distributed" / "train_ddp.py"
 

@@ -146,7 +146,7 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
         "load_best_model_at_end": True,
         "metric_for_best_model": "auc" if binary else "accuracy",
         "greater_is_better": True,
-        "group_by_length": True,
+        "train_sampling_strategy": "group_by_length",
         "logging_strategy": "epoch",
         "disable_tqdm": True,
         "report_to": "none",
@@ -326,6 +326,8 @@ def _report_run(result_dir: Path) -> dict:
             "pearson": pearson, "kendall": kendall,
             "pearson_summary": summarize_values(pearson), "kendall_summary": summarize_values(kendall),
         }},
+        "predictions": np.asarray(data["predictions"]),
+        "labels": np.asarray(data["labels"]),
         "summary": {"accuracy": _test_metric(results, "accuracy")},
     }
 

@@ -5,10 +5,10 @@ import logging
 from collections import Counter
 
 import pytest
+from testing_utils import SHARED_DATA, require_shared_data
 
 from hf_attn_at.data import babi as babi_module
 from hf_attn_at.data import load_task, newsgroups, padding_efficiency, prepare_task
-from testing_utils import SHARED_DATA, require_shared_data
 
 
 def sizes(dsd):

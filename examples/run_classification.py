@@ -1,0 +1,53 @@
+"""Train a BiLSTM + attention classifier with adversarial training on attention (single sequence).
+
+    python examples/run_classification.py --task_name sst --data_source local --data_dir ../shared/data \
+        --adv_method attention_iat --adv_epsilon 1.0 --output_dir runs/sst-iat \
+        --num_train_epochs 8 --learning_rate 1e-3 --per_device_train_batch_size 32 --eval_strategy epoch
+
+    # the same on two processes (GPUs; add --use_cpu and ACCELERATE_USE_CPU=1 for two CPU processes)
+    accelerate launch --multi_gpu --num_processes 2 examples/run_classification.py --task_name sst ...
+
+Tasks: sst, imdb, 20news, agnews. Saves the model, tokenizer, code files and model card to --output_dir.
+"""
+
+from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
+
+from hf_attn_at import (
+    AdversarialTrainer,
+    AdversarialTrainingArguments,
+    ModelCardCallback,
+)
+from hf_attn_at.arguments import DataArguments, ModelArguments
+from hf_attn_at.experiment import build_model, load_data
+from hf_attn_at.metrics import compute_metrics
+
+
+def main():
+    parser = HfArgumentParser((ModelArguments, DataArguments, AdversarialTrainingArguments))
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses()
+    set_seed(training_args.seed)
+
+    dataset, tokenizer = load_data(data_args, training_args.seed)  # tokenized splits, vocabulary from train
+    # A new model sized for the task (labels, single input), or --model_name_or_path.
+    model = build_model(model_args, tokenizer, dataset["train"], is_pair=False)
+    card = ModelCardCallback(dataset_name=data_args.task_name)  # a model card in every checkpoint
+    trainer = AdversarialTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset["train"],
+        eval_dataset=dataset["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[card],
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = trainer.evaluate(dataset["test"], metric_key_prefix="test")
+    trainer.log_metrics("test", metrics)
+    trainer.save_metrics("test", metrics)
+    trainer.save_model()  # model, tokenizer and the two code files for trust_remote_code
+    card.build_card(training_args, trainer.state, trainer.model).save(f"{training_args.output_dir}/README.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The `hf-attn-at` command line and the examples, end to end on real SST data."""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data, subprocess_env
+
+from hf_attn_at.cli.main import main
+
+TINY_MODEL = ["--embedding_size", "16", "--hidden_size", "8", "--attention_hidden_size", "8"]
+LOCAL = ["--data_source", "local", "--data_dir", str(SHARED_DATA)]
+
+
+def test_help_and_unknown_verb(capsys):
+    assert main(["--help"]) == 0
+    assert "reproduce" in capsys.readouterr().out
+    assert main([]) == 2
+    assert main(["fly"]) == 2
+    assert "unknown verb 'fly'; valid verbs: prepare, train, explain, reproduce, push" in capsys.readouterr().err
+    for verb in ("prepare", "train", "explain", "reproduce", "push"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([verb, "--help"])
+        assert exit_info.value.code == 0
+        assert verb in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["reproduce", "--methods", "vanilla", "bogus"], "--methods: unknown ['bogus']; valid: vanilla, attention_rp"),
+        (["reproduce", "--epsilons", "0", "1"], "--epsilons must all be > 0, got [0.0]"),
+        (["reproduce", "--data_source", "local"], "--data_source local needs --data_dir"),
+        (["train", "--adv_method", "attention_at"], "`adv_epsilon` must be a float > 0 for adv_method='attention_at'"),
+        (["train", "--max_train_samples", "0"], "--max_train_samples must be a positive integer, got 0"),
+    ],
+)
+def test_argument_errors_are_one_clear_line(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unreachable_hub_is_a_clear_message(tmp_path, capsys):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    code = main(["train", "--task_name", "sst", "--output_dir", str(tmp_path / "run"), *TINY_MODEL])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "hf-attn-at train: error:" in err and "Hub" in err and "local" in err
+    assert "Traceback" not in err
+
+
+@require_shared_data("sst")
+def test_reproduce_tiny_grid_runs_and_resumes(tmp_path, capsys):
+    out = tmp_path / "grid"
+    argv = ["reproduce", "--grid", "ci", "--output_dir", str(out), *LOCAL]
+    assert main([*argv, "--methods", "vanilla"]) == 0
+    vanilla = out / "runs" / "sst" / "vanilla" / "seed1"
+    first = (vanilla / "results.json").stat().st_mtime_ns
+    results = json.loads((vanilla / "results.json").read_text())
+    assert results["num_examples"] == {"train": 400, "validation": 100, "test": 200}
+    assert 0.0 <= results["metrics"]["test"]["test_accuracy"] <= 1.0
+    assert -1.0 <= results["agreement"]["agreement_pearson"] <= 1.0
+    for name in ("config.json", "model.safetensors", "modeling_bilstm_attention.py", "tokenizer.json", "README.md"):
+        assert (vanilla / name).is_file(), name
+
+    # The grid grows by one method: the finished vanilla run is skipped, attention AT runs.
+    assert main([*argv, "--methods", "vanilla", "attention_at"]) == 0
+    assert (vanilla / "results.json").stat().st_mtime_ns == first
+    at_run = out / "runs" / "sst" / "attention_at-eps1" / "seed1" / "results.json"
+    assert json.loads(at_run.read_text())["method"] == "attention_at"
+    printed = capsys.readouterr().out
+    assert "attention_at" in printed and "vanilla" in printed
+    results_md = (out / "RESULTS.md").read_text()
+    assert "| vanilla | – |" in results_md and "| attention_at | 1 |" in results_md
+    assert "## The paper's claims against our numbers" in results_md
+    report = out / "figures" / "sst_report" / "report.html"
+    assert report.is_file() and "attention_at" in report.read_text()
+
+
+@require_shared_data("sst")
+def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
+    """A run folder with a checkpoint but no results resumes from the checkpoint instead of starting over."""
+    run = tmp_path / "run"
+    argv = ["train", "--task_name", "sst", *LOCAL, *TINY_MODEL, "--max_train_samples", "64", "--max_eval_samples",
+            "32", "--max_test_samples", "32", "--per_device_train_batch_size", "16", "--num_train_epochs", "1",
+            "--save_strategy", "steps", "--save_steps", "2", "--output_dir", str(run), "--report_to", "none",
+            "--disable_tqdm", "true"]
+    assert main(argv) == 0
+    assert (run / "checkpoint-4").is_dir()
+    # Simulate a crash after step 2: drop the final checkpoint and results.
+    shutil.rmtree(run / "checkpoint-4")
+    (run / "results.json").unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hf_attn_at"):
+        assert main([*argv, "--num_train_epochs", "2"]) == 0
+    assert f"resuming from {run / 'checkpoint-2'}" in caplog.text
+    state = json.loads((run / "checkpoint-8" / "trainer_state.json").read_text())
+    assert state["global_step"] == 8
+    assert (run / "results.json").is_file()
+
+
+EXAMPLE_ARGS = [*TINY_MODEL, *LOCAL, "--max_train_samples", "96", "--max_eval_samples", "48",
+                "--max_test_samples", "48", "--num_train_epochs", "1", "--per_device_train_batch_size", "16",
+                "--report_to", "none", "--disable_tqdm", "true", "--adv_epsilon", "1.0"]
+
+
+@pytest.mark.parametrize(
+    "script,task,method",
+    [
+        ("run_classification.py", ["--task_name", "sst"], "attention_iat"),
+        ("run_nli.py", ["--task_name", "snli"], "attention_at"),
+        ("run_qa.py", ["--task_name", "babi1", "--babi_size", "1k"], "word_at"),
+    ],
+)
+@require_shared_data("sst")
+def test_examples_run_with_python(tmp_path, script, task, method):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "examples" / script), *task, *EXAMPLE_ARGS, "--adv_method", method,
+         "--output_dir", str(out)],
+        capture_output=True, text=True, env=subprocess_env(), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "modeling_bilstm_attention.py", "README.md"):
+        assert (out / name).is_file(), name
+    test_files = sorted(p.name for p in out.glob("test*_results.json"))
+    assert test_files, list(out.iterdir())
+    assert method in (out / "README.md").read_text()
+
+
+@require_shared_data("sst")
+def test_example_runs_on_two_processes_with_accelerate(tmp_path):
+    out = tmp_path / "out"
+    env = subprocess_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--main_process_port", "0", str(REPO_ROOT / "examples" / "run_classification.py"), "--task_name", "sst",
+         *EXAMPLE_ARGS, "--adv_method", "attention_at", "--use_cpu", "--log_level", "info",
+         "--output_dir", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # 2 processes x 16 examples per device: a global batch of 32.
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 32" in proc.stdout + proc.stderr
+    assert (out / "model.safetensors").is_file()
