@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
@@ -71,6 +72,10 @@ class ReproduceArguments:
     )
     data_source: str = field(default="hub", metadata={"help": "'hub' or 'local'.", "choices": list(SOURCES)})
     data_dir: str | None = field(default=None, metadata={"help": "Local data folder (e.g. ../shared/data)."})
+    babi_size: str = field(
+        default="10k", metadata={"help": "bAbI version: '10k' (the paper's) or '1k' (local copies of tasks 2-3).",
+                                 "choices": ["10k", "1k"]}
+    )
     num_train_epochs: float | None = field(default=None, metadata={"help": "Override the epochs (SPEC: 8 / 10)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Cap the training examples."})
     explain_max_samples: int | None = field(default=None, metadata={"help": "Cap the examples explained."})
@@ -150,11 +155,13 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
         "logging_strategy": "epoch",
         "disable_tqdm": True,
         "report_to": "none",
+        "dataloader_pin_memory": torch.cuda.is_available(),
         **grid.get("training", {}),
     }
     if args.num_train_epochs is not None:
         training["num_train_epochs"] = args.num_train_epochs
-    data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir, **grid.get("data", {})}
+    data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir,
+            "babi_size": args.babi_size, **grid.get("data", {})}
     if args.max_train_samples is not None:
         data["max_train_samples"] = args.max_train_samples
     if args.explain_max_samples is not None:
@@ -166,8 +173,11 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
     )
 
 
-def execute(args: ReproduceArguments) -> list[dict]:
-    """Run every unfinished run of the grid; return all results (finished ones read back)."""
+def execute(args: ReproduceArguments, command: str) -> list[dict]:
+    """Run every unfinished run of the grid; return all results (finished ones read back).
+
+    Each new `results.json` records `command`, the invocation that produced it.
+    """
     from ..experiment import run_experiment
 
     root = Path(args.output_dir) / "runs"
@@ -183,6 +193,10 @@ def execute(args: ReproduceArguments) -> list[dict]:
                 continue
             logger.info("run %s", run.name)
             run_experiment(*run_arguments(args, run, run_dir))
+            if done.is_file():  # written by the main process only
+                done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
+            else:
+                logger.info("run %s finished without results.json (not the main process)", run.name)
         results.append(json.loads(done.read_text()))
     return results
 
@@ -232,9 +246,10 @@ def _method_order(key: tuple[str, float | None]) -> tuple[int, float]:
     return ALL_METHODS.index(method), eps or 0.0
 
 
-def markdown_tables(table: dict) -> list[str]:
+def markdown_tables(table: dict, results: list[dict]) -> list[str]:
     lines = []
     for task, rows in table.items():
+        commands = sorted({r.get("command", "(not recorded)") for r in results if r["task"] == task})
         binary = task in BINARY_TASKS
         split = next(iter(rows.values()))["split"]
         lines += [f"### {task} (test split: `{split}`)", ""]
@@ -248,7 +263,7 @@ def markdown_tables(table: dict) -> list[str]:
                 f"| {key[0]} | {eps} | {_fmt(*row['accuracy'])} | {f1}{_fmt(*row['pearson'])} | "
                 f"{_fmt(*row['kendall'])} | {row['seeds']} | {row['minutes']:.1f} |"
             )
-        lines.append("")
+        lines += ["", "Produced by:", "", "```", *commands, "```", ""]
     return lines
 
 
@@ -261,8 +276,9 @@ def check_claims(table: dict) -> list[str]:
         default = {k: v for k, v in rows.items() if k[1] in (None, DEFAULT_EPSILON)}
         if len({k[0] for k in default}) < 2:
             continue
-        best = max(default, key=lambda k: default[k]["accuracy"][0])
-        verdicts.append((task, best[0] in ("attention_at", "attention_iat"), best[0]))
+        top = max(v["accuracy"][0] for v in default.values())
+        best = sorted(k[0] for k in default if default[k]["accuracy"][0] == top)
+        verdicts.append((task, bool({"attention_at", "attention_iat"} & set(best)), " = ".join(best)))
     lines.append(_claim(
         "1. Attention AT/iAT give the best prediction performance",
         verdicts, lambda t, ok, best: f"{t}: best accuracy by {best}",
@@ -361,14 +377,13 @@ def write_figures(args: ReproduceArguments, table: dict, figures_dir: Path) -> d
     return figures
 
 
-def write_results(args: ReproduceArguments, results: list[dict], elapsed: float, argv: Sequence[str]) -> Path:
+def write_results(args: ReproduceArguments, results: list[dict], elapsed: float, command: str) -> Path:
     table = summarize(results)
     results_file = Path(args.results_file or Path(args.output_dir) / "RESULTS.md")
     figures = write_figures(args, table, results_file.parent / "figures")
-    command = "hf-attn-at reproduce " + " ".join(shlex.quote(a) for a in argv)
     lines = [
         "# Results", "",
-        "Generated by `hf-attn-at reproduce`; do not edit by hand. Command:", "",
+        "Generated by `hf-attn-at reproduce`; do not edit by hand. This file was written by:", "",
         f"```\n{command}\n```", "",
         f"Grid `{args.grid}`: {len(results)} runs; this invocation took {elapsed / 60:.1f} minutes "
         "(finished runs are skipped, so see each table's `minutes` column for training cost: summed over seeds).",
@@ -376,7 +391,7 @@ def write_results(args: ReproduceArguments, results: list[dict], elapsed: float,
         "(Pearson r, Kendall τ; mean ± std over seeds of the per-run mean over test examples).", "",
         "## Tables", "",
     ]
-    lines += markdown_tables(table)
+    lines += markdown_tables(table, results)
     lines += check_claims(table)
     lines += ["## Figures", ""]
     for task, paths in figures.items():
@@ -404,11 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(ReproduceArguments, prog="hf-attn-at reproduce", description=__doc__)
     (args,) = parser.parse_args_into_dataclasses(args=argv)
+    command = "hf-attn-at reproduce " + " ".join(shlex.quote(a) for a in argv)
     start = time.perf_counter()
-    results = execute(args)
+    results = execute(args, command)
     if not results:
         raise ValueError(f"no finished run under {Path(args.output_dir) / 'runs'} to aggregate")
-    results_file = write_results(args, results, time.perf_counter() - start, argv)
+    results_file = write_results(args, results, time.perf_counter() - start, command)
     print_summary(results)
     print(f"results: {results_file}")
     return 0
