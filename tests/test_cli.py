@@ -70,7 +70,8 @@ def test_reproduce_tiny_grid_runs_and_resumes(tmp_path, capsys):
         assert (vanilla / name).is_file(), name
 
     # The grid grows by one method: the finished vanilla run is skipped, attention AT runs.
-    assert main([*argv, "--methods", "vanilla", "attention_at"]) == 0
+    cards = tmp_path / "cards"
+    assert main([*argv, "--methods", "vanilla", "attention_at", "--model_cards_dir", str(cards)]) == 0
     assert (vanilla / "results.json").stat().st_mtime_ns == first
     at_run = out / "runs" / "sst" / "attention_at-eps1" / "seed1" / "results.json"
     assert json.loads(at_run.read_text())["method"] == "attention_at"
@@ -81,6 +82,10 @@ def test_reproduce_tiny_grid_runs_and_resumes(tmp_path, capsys):
     assert "## The paper's claims against our numbers" in results_md
     report = out / "figures" / "sst_report" / "report.html"
     assert report.is_file() and "attention_at" in report.read_text()
+    assert sorted(p.name for p in cards.iterdir()) == ["sst-attention_at-eps1.md", "sst-vanilla.md"]
+    card = (cards / "sst-attention_at-eps1.md").read_text()
+    accuracy = json.loads(at_run.read_text())["metrics"]["test"]["test_accuracy"]
+    assert f"value: {accuracy}" in card and "attention_at" in card
 
 
 @require_shared_data("sst")
