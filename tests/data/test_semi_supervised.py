@@ -69,3 +69,28 @@ def test_load_data_hides_training_labels_only():
     assert dsd["train"].features["label"].names == dsd["test"].features["label"].names
     for split in ("validation", "test"):
         assert UNLABELLED not in dsd[split]["label"]
+
+
+@require_shared_data("sst")
+def test_semi_supervised_example_runs(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from testing_utils import REPO_ROOT, subprocess_env
+
+    command = [
+        sys.executable, str(REPO_ROOT / "examples" / "run_semi_supervised.py"), "--task_name", "sst",
+        "--data_source", "local", "--data_dir", str(SHARED_DATA), "--labelled_fraction", "0.25",
+        "--max_train_samples", "64", "--max_test_samples", "32", "--methods", "attention_at", "attention_ivat",
+        "--adv_epsilon", "1.0", "--embedding_size", "8", "--hidden_size", "8", "--attention_hidden_size", "8",
+        "--max_steps", "2", "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path),
+        "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+    ]
+    result = subprocess.run(command, env=subprocess_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "semi_supervised.json").read_text())
+    assert [(row["method"], row["train_examples"], row["labelled_examples"]) for row in rows] == [
+        ("attention_at", 16, 16), ("attention_ivat", 64, 16)
+    ]
+    assert "| attention_ivat | 64 |" in result.stdout
