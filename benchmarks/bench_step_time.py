@@ -27,7 +27,10 @@ from hf_attn_at.trainer import AdversarialTrainer
 from hf_attn_at.training_args import AdversarialMethod, AdversarialTrainingArguments
 
 VOCAB_SIZE = 16000
-EPSILONS = {"attention_rp": 1.0, "attention_at": 1.0, "attention_iat": 1.0, "word_at": 1.0, "word_iat": 1.0}
+EPSILONS = {
+    "attention_rp": 1.0, "attention_at": 1.0, "attention_iat": 1.0, "word_at": 1.0, "word_iat": 1.0,
+    "attention_vat": 1.0, "attention_ivat": 1.0,
+}
 
 
 def git_sha() -> str:

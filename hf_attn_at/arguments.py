@@ -53,6 +53,11 @@ class DataArguments:
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation examples."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Keep the first N test examples."})
+    labelled_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Semi-supervised: keep the labels of a seeded fraction (0, 1] of the training examples and "
+                          "set the others to -100 (train with --adv_method attention_vat or attention_ivat)."},
+    )
     explain_max_samples: int | None = field(
         default=None, metadata={"help": "Attention-gradient agreement on the first N test examples (default: all)."}
     )
@@ -62,5 +67,7 @@ class DataArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+        if self.labelled_fraction is not None and not 0 < self.labelled_fraction <= 1:
+            raise ValueError(f"--labelled_fraction must be in (0, 1], got {self.labelled_fraction!r}")
         if self.data_source == "local" and self.data_dir is None:
             raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")

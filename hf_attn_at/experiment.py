@@ -23,7 +23,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, set_s
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import DataArguments, ModelArguments
-from .data import get_task, prepare_task
+from .data import get_task, hide_labels, prepare_task
 from .hub import ModelCardCallback, card_from_run_dir
 from .interpret import explain_model
 from .metrics import compute_metrics
@@ -45,7 +45,9 @@ EVAL_SAMPLE_SEED = 0
 
 
 def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, PreTrainedTokenizerBase]:
-    """The tokenized task and its tokenizer, with the optional `max_*_samples` caps applied."""
+    """The tokenized task and its tokenizer, with the optional `max_*_samples` caps applied and, with
+    `labelled_fraction`, all but a seeded fraction of the training labels set to -100 (evaluation splits keep
+    theirs)."""
     options: dict[str, Any] = {}
     if data_args.task_name.startswith("babi"):
         options["babi_size"] = data_args.babi_size
@@ -62,6 +64,10 @@ def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
             sample_seed = seed if split == "train" else EVAL_SAMPLE_SEED
             logger.info("%s: keeping a seeded sample of %d of %d examples (--max_*_samples)", split, cap, len(dsd[split]))
             dsd[split] = dsd[split].shuffle(seed=sample_seed).select(range(cap))
+    if data_args.labelled_fraction is not None:
+        logger.info("train: keeping the labels of a seeded %.3g of the examples (--labelled_fraction)",
+                    data_args.labelled_fraction)
+        dsd["train"] = hide_labels(dsd["train"], data_args.labelled_fraction, seed)
     return dsd, tokenizer
 
 
@@ -168,6 +174,7 @@ def run_experiment(
         "epsilon": training_args.adv_epsilon,
         "lambda": training_args.adv_lambda,
         "seed": training_args.seed,
+        "labelled_fraction": data_args.labelled_fraction,
         "metrics": metrics,
         "agreement": agreement,
         "agreement_split": main_split,

@@ -104,6 +104,20 @@ METHODS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "vocabulary embeddings, weighted by α = ε g / ‖g‖₂; the loss is L(w) + λ · L(w + r).",
         ("epsilon", "lambda_", "num_neighbors"),
     ),
+    "attention_vat": (
+        "virtual adversarial training on attention (Attention VAT, Kitada & Iyatomi 2022)",
+        "Virtual adversarial perturbation of the attention scores ã: r = ε g / ‖g‖₂ with "
+        "g = ∇_d KL(p(y|ã) ‖ p(y|ã + ξd)) from a random unit d (power iteration); the loss is "
+        "L_sup + λ · KL(p(y|ã) ‖ p(y|ã + r)) over labelled and unlabelled examples (semi-supervised).",
+        ("epsilon", "lambda_"),
+    ),
+    "attention_ivat": (
+        "interpretable virtual adversarial training on attention (Attention iVAT, Kitada & Iyatomi 2022)",
+        "Attention VAT restricted to the Attention iAT directions d_ij between the example's scores and those "
+        "of the other examples of the mini-batch: r_i = Σ_j α_ij d_ij with α_i = ε g_i / ‖g_i‖₂, "
+        "g_ij = ⟨d_ij, ∇ KL⟩; the loss is L_sup + λ · KL(p(y|ã) ‖ p(y|ã + r)) over labelled and unlabelled examples.",
+        ("epsilon", "lambda_"),
+    ),
 }
 # Metric keys that get a model-index entry, with their Hub metric type and display name.
 _INDEXED_METRICS = {

@@ -20,7 +20,9 @@ import torch
 __all__ = [
     "Perturbation",
     "attention_iat_perturbation",
+    "attention_iat_random_perturbation",
     "gradient_perturbation",
+    "kl_divergence",
     "nearest_neighbors",
     "random_perturbation",
     "word_iat_perturbation",
@@ -115,6 +117,19 @@ def gradient_perturbation(grad: torch.Tensor, mask: torch.Tensor, epsilon: float
     return Perturbation(delta.to(grad.dtype), zeroed.sum())
 
 
+def _weigh_directions(
+    directions: torch.Tensor, weights: torch.Tensor, epsilon: float, normalize: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`α = ε w / ‖w‖₂`, `r = Σ_n α_n d_n` (rescaled to norm ε if `normalize`) for unit directions `(B, N, D)` and
+    weights `w` `(B, N)`. Returns `r` `(B, D)` and the `(B,)` bool tensor of zeroed examples."""
+    alpha, zeroed = _scale_to_epsilon(weights, epsilon)
+    delta = torch.bmm(alpha.unsqueeze(1), directions).squeeze(1)  # (B, D)
+    if normalize:
+        delta, zeroed_norm = _scale_to_epsilon(delta, epsilon)
+        zeroed = zeroed | zeroed_norm
+    return delta, zeroed
+
+
 def _combine_directions(
     directions: torch.Tensor, grad: torch.Tensor, epsilon: float, normalize: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,13 +141,8 @@ def _combine_directions(
     finite = torch.isfinite(grad).all(dim=1)
     grad = torch.where(finite.unsqueeze(1), grad, torch.zeros_like(grad))
     weights = torch.bmm(directions, grad.unsqueeze(-1)).squeeze(-1)  # (B, N)
-    alpha, zeroed = _scale_to_epsilon(weights, epsilon)
-    delta = torch.bmm(alpha.unsqueeze(1), directions).squeeze(1)  # (B, D)
-    zeroed = zeroed | ~finite
-    if normalize:
-        delta, zeroed_norm = _scale_to_epsilon(delta, epsilon)
-        zeroed = zeroed | zeroed_norm
-    return delta, zeroed
+    delta, zeroed = _weigh_directions(directions, weights, epsilon, normalize)
+    return delta, zeroed | ~finite
 
 
 def _unit(vectors: torch.Tensor) -> torch.Tensor:
@@ -164,17 +174,70 @@ def attention_iat_perturbation(
     direction (batch of one, or all other examples equal on its positions) get r = 0 and are counted.
     """
     _check_epsilon(epsilon)
-    out_dtype, dtype = scores.dtype, _work_dtype(scores.dtype)
+    directions = _iat_directions(scores, mask)
+    valid = _expand_mask(mask, scores)
+    grad = torch.where(valid, grad.detach().to(directions.dtype), torch.zeros((), dtype=directions.dtype, device=grad.device))
+    delta, zeroed = _combine_directions(directions, grad, epsilon, normalize)
+    return Perturbation(delta.to(scores.dtype), zeroed.sum())
+
+
+def attention_iat_random_perturbation(
+    scores: torch.Tensor,
+    mask: torch.Tensor,
+    epsilon: float,
+    normalize: bool = False,
+    generator: torch.Generator | None = None,
+) -> Perturbation:
+    """A random perturbation in the span of the attention-iAT directions (the random start of Attention iVAT).
+
+    `r_i = Σ_j α_ij d_ij` with the `d_ij` of [`attention_iat_perturbation`] and `α_i = ε u_i / ‖u_i‖₂`,
+    `u_ij ~ N(0, 1)` over the example's non-zero directions.
+
+    Args:
+        scores (`torch.Tensor` of shape `(batch_size, sequence_length)`): the clean pre-softmax scores ã.
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        epsilon (`float`): the norm of α_i.
+        normalize (`bool`, *optional*, defaults to `False`): rescale each r_i to norm ε.
+        generator (`torch.Generator`, *optional*): source of randomness; the global RNG by default.
+
+    Returns a [`Perturbation`] whose `delta` has shape `(batch_size, sequence_length)`; examples with no
+    direction get r = 0 and are counted.
+    """
+    _check_epsilon(epsilon)
+    directions = _iat_directions(scores, mask)
+    has_direction = directions.abs().sum(dim=-1) > 0  # (B, B)
+    noise = torch.randn(has_direction.shape, generator=generator, device=scores.device, dtype=directions.dtype)
+    delta, zeroed = _weigh_directions(directions, noise * has_direction, epsilon, normalize)
+    return Perturbation(delta.to(scores.dtype), zeroed.sum())
+
+
+def _iat_directions(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The unit directions `d_ij = D_ij / ‖D_ij‖`, `D_ij = (ã_i − ã_j) ⊙ m_i` (`ã_j = 0` where j is padded;
+    zero for j = i and for `D_ij = 0`): `(B, B, T)` in the work dtype."""
+    dtype = _work_dtype(scores.dtype)
     valid = _expand_mask(mask, scores)
     scores = torch.where(valid, scores.detach().to(dtype), torch.zeros((), dtype=dtype, device=scores.device))
-    grad = torch.where(valid, grad.detach().to(dtype), torch.zeros((), dtype=dtype, device=grad.device))
-    batch_size = scores.shape[0]
-    # D[i, j] = (ã_i − ã_j) ⊙ m_i: (B, B, T)
-    differences = (scores.unsqueeze(1) - scores.unsqueeze(0)) * valid.unsqueeze(1)
-    not_self = ~torch.eye(batch_size, dtype=torch.bool, device=scores.device)
-    differences = differences * not_self.unsqueeze(-1)
-    delta, zeroed = _combine_directions(_unit(differences), grad, epsilon, normalize)
-    return Perturbation(delta.to(out_dtype), zeroed.sum())
+    not_self = ~torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
+    differences = (scores.unsqueeze(1) - scores.unsqueeze(0)) * (valid.unsqueeze(1) & not_self.unsqueeze(-1))
+    return _unit(differences)
+
+
+def kl_divergence(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """`KL(p ‖ q)` per example with `p = softmax(target_logits)` (detached: a constant target) and
+    `q = softmax(logits)`: the virtual adversarial loss of Miyato et al. (VAT).
+
+    Args:
+        target_logits (`torch.Tensor` of shape `(batch_size, num_labels)`): the clean logits.
+        logits (`torch.Tensor` of shape `(batch_size, num_labels)`): the perturbed logits.
+
+    Returns a `(batch_size,)` tensor in at least float32, differentiable with respect to `logits`. Labels with
+    probability 0 under p (e.g. logits filled with the dtype's minimum) contribute 0.
+    """
+    dtype = _work_dtype(logits.dtype)
+    log_p = torch.log_softmax(target_logits.detach().to(dtype), dim=-1)
+    log_q = torch.log_softmax(logits.to(dtype), dim=-1)
+    p = log_p.exp()
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros((), dtype=dtype, device=p.device)).sum(dim=-1)
 
 
 def nearest_neighbors(

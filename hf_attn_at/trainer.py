@@ -5,10 +5,13 @@ One training step (SPEC §3):
 - attention methods: one forward → `L`; `g = ∂L/∂ã` from a head-only probe on a detached leaf of the scores
   (no parameter `.grad` touched, no DDP hook); `r` from `g` (detached); a head-only re-run on the cached encoder
   states with `attention_perturbation=r` → `L_adv`;
+- attention VAT/iVAT (Kitada & Iyatomi 2022): the same single encoder pass; the direction comes from
+  `KL(p(y|ã) ‖ p(y|ã + ξd))` (p detached, d random then refined by power iteration), each probe a head-only run
+  on detached states; the adversarial term is `KL(p(y|ã) ‖ p(y|ã + r))` over every example, labelled or not;
 - word methods: the embeddings are looked up outside the forward and passed as `inputs_embeds`, so that
   `g = ∂L/∂w` is a gradient with respect to a tensor of ours (DDP-safe); a second full forward with
   `embedding_perturbation=r` → `L_adv`;
-- the trainer returns `L + λ · L_adv` and runs its single backward.
+- the trainer returns `L + λ · L_adv` (VAT/iVAT: `L_sup + λ · KL`) and runs its single backward.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from transformers import Trainer
 from .perturbations import (
     Perturbation,
     attention_iat_perturbation,
+    attention_iat_random_perturbation,
     gradient_perturbation,
+    kl_divergence,
     random_perturbation,
     word_iat_perturbation,
 )
@@ -39,8 +44,8 @@ class AdversarialTrainer(Trainer):
     `attention_scores`, `attention_scores_mask`, `last_hidden_state`), accepts `encoder_outputs=` to re-run only
     the head, and accepts `inputs_embeds`, `embedding_perturbation` and `attention_perturbation`.
 
-    Logged metrics (training, averaged over the steps since the last log and over processes): `clean_loss` (L),
-    `adv_loss` (L_adv), `adv_perturbation_norm` (mean per-example ‖r‖₂), `adv_num_zeroed` (examples given r = 0
+    Logged metrics (training, averaged over the steps since the last log and over processes): `clean_loss` (L; for
+    VAT/iVAT the supervised loss over the labelled examples, 0 if none), `adv_loss` (L_adv; for VAT/iVAT the mean KL), `adv_perturbation_norm` (mean per-example ‖r‖₂), `adv_num_zeroed` (examples given r = 0
     because their gradient norm was zero or not finite, summed). Evaluation and prediction are unaffected.
     """
 
@@ -60,9 +65,9 @@ class AdversarialTrainer(Trainer):
                     f"adv_method={method.value!r} uses the model's own loss: label_smoothing_factor and "
                     "compute_loss_func are not supported with it"
                 )
-            if self.args.per_device_train_batch_size < 2 and method == AdversarialMethod.ATTENTION_IAT:
+            if self.args.per_device_train_batch_size < 2 and method.uses_batch_directions:
                 raise ValueError(
-                    "adv_method='attention_iat' takes its directions from the differences between the examples "
+                    f"adv_method={method.value!r} takes its directions from the differences between the examples "
                     f"of a batch: per_device_train_batch_size must be >= 2, got {self.args.per_device_train_batch_size}"
                 )
         self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
@@ -78,14 +83,18 @@ class AdversarialTrainer(Trainer):
         method = self.args.adv_method
         if method == AdversarialMethod.VANILLA or not (model.training and torch.is_grad_enabled()):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if method.is_word:
-            outputs, adv_outputs, perturbation = self._word_step(model, inputs)
+        if not method.is_virtual and "labels" not in inputs:
+            raise ValueError(f"adv_method={method.value!r} needs `labels` in the batch (only VAT/iVAT train without)")
+        if method.is_virtual:
+            outputs, clean_loss, adv_loss, perturbation = self._virtual_step(model, inputs)
         else:
-            outputs, adv_outputs, perturbation = self._attention_step(model, inputs)
-        loss = outputs.loss + self.args.adv_lambda * adv_outputs.loss
+            step = self._word_step if method.is_word else self._attention_step
+            outputs, adv_outputs, perturbation = step(model, inputs)
+            clean_loss, adv_loss = outputs.loss, adv_outputs.loss
+        loss = clean_loss + self.args.adv_lambda * adv_loss
         metrics = self._metrics["train"]
-        metrics["clean_loss"].append(outputs.loss.detach())
-        metrics["adv_loss"].append(adv_outputs.loss.detach())
+        metrics["clean_loss"].append(clean_loss.detach())
+        metrics["adv_loss"].append(adv_loss.detach())
         metrics["adv_perturbation_norm"].append(
             torch.linalg.vector_norm(perturbation.delta.flatten(1).float(), dim=1).mean()
         )
@@ -105,14 +114,7 @@ class AdversarialTrainer(Trainer):
         else:
             # Head-only probe on detached states: ∂L/∂ã without touching parameter gradients (DDP-safe).
             leaf = scores.detach().requires_grad_()
-            question = encoder_outputs.question_hidden_state
-            probe_states = type(encoder_outputs)(
-                last_hidden_state=encoder_outputs.last_hidden_state.detach(),
-                attention_scores=leaf,
-                attention_scores_mask=mask,
-                question_hidden_state=None if question is None else question.detach(),
-            )
-            probe = unwrapped(encoder_outputs=probe_states, **head_inputs)
+            probe = unwrapped(encoder_outputs=_detached_states(encoder_outputs, leaf), **head_inputs)
             (grad,) = torch.autograd.grad(probe.loss, leaf)
             if args.adv_method == AdversarialMethod.ATTENTION_AT:
                 perturbation = gradient_perturbation(grad, mask, args.adv_epsilon)
@@ -122,6 +124,46 @@ class AdversarialTrainer(Trainer):
             encoder_outputs=encoder_outputs, attention_perturbation=perturbation.delta, **head_inputs
         )
         return outputs, adv_outputs, perturbation
+
+    def _virtual_step(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, torch.Tensor, torch.Tensor, Perturbation]:
+        """Attention VAT/iVAT: `(outputs, L_sup, mean KL(p(y|ã) ‖ p(y|ã + r)), r)`.
+
+        d starts random (unit norm; iVAT: unit-norm random weights α over the d_ij), each power iteration takes
+        `∇ KL(p(y|ã) ‖ p(y|ã + ξd))` from a head-only probe on detached states (p detached) and makes it the new d
+        (iVAT: projected onto the d_ij, like the iAT loss gradient); the last gradient gives r at size ε.
+        """
+        outputs = model(**inputs)
+        encoder_outputs = outputs.encoder_outputs
+        mask = encoder_outputs.attention_scores_mask
+        scores = encoder_outputs.attention_scores
+        unwrapped = self.accelerator.unwrap_model(model)
+        head_inputs = {key: inputs[key] for key in ("candidate_mask",) if key in inputs}
+        target = outputs.logits.detach()
+        args = self.args
+        interpretable = args.adv_method == AdversarialMethod.ATTENTION_IVAT
+
+        def direction(grad: torch.Tensor | None, epsilon: float) -> Perturbation:
+            if interpretable:
+                if grad is None:
+                    return attention_iat_random_perturbation(scores, mask, epsilon, args.adv_iat_normalize)
+                return attention_iat_perturbation(scores, grad, mask, epsilon, args.adv_iat_normalize)
+            if grad is None:
+                return random_perturbation(mask, epsilon, dtype=scores.dtype)
+            return gradient_perturbation(grad, mask, epsilon)
+
+        probe_states = _detached_states(encoder_outputs, scores.detach())
+        perturbation = direction(None, 1.0)
+        num_iterations = args.adv_vat_num_iterations
+        for iteration in range(num_iterations):
+            leaf = (args.adv_vat_xi * perturbation.delta).requires_grad_()
+            probe = unwrapped(encoder_outputs=probe_states, attention_perturbation=leaf, **head_inputs)
+            (grad,) = torch.autograd.grad(kl_divergence(target, probe.logits).sum(), leaf)
+            perturbation = direction(grad, args.adv_epsilon if iteration == num_iterations - 1 else 1.0)
+        adv_outputs = unwrapped(
+            encoder_outputs=encoder_outputs, attention_perturbation=perturbation.delta, **head_inputs
+        )
+        clean_loss = outputs.loss if outputs.loss is not None else target.new_zeros((), dtype=torch.float32)
+        return outputs, clean_loss, kl_divergence(target, adv_outputs.logits).mean(), perturbation
 
     def _word_step(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any, Perturbation]:
         if "input_ids" not in inputs:
@@ -174,6 +216,18 @@ class AdversarialTrainer(Trainer):
                     logs[key] = self.accelerator.reduce(stacked.mean(), reduction="mean").item()
             metrics.clear()
         super().log(logs, start_time)
+
+
+def _detached_states(encoder_outputs: Any, scores: torch.Tensor) -> Any:
+    """The cached encoder states detached from the graph, with `scores` as the attention scores: a head-only probe
+    on them touches no parameter and no DDP hook."""
+    question = encoder_outputs.question_hidden_state
+    return type(encoder_outputs)(
+        last_hidden_state=encoder_outputs.last_hidden_state.detach(),
+        attention_scores=scores,
+        attention_scores_mask=encoder_outputs.attention_scores_mask,
+        question_hidden_state=None if question is None else question.detach(),
+    )
 
 
 __all__ = ["AdversarialTrainer"]

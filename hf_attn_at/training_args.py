@@ -17,14 +17,27 @@ class AdversarialMethod(str, Enum):
     ATTENTION_IAT = "attention_iat"
     WORD_AT = "word_at"
     WORD_IAT = "word_iat"
+    ATTENTION_VAT = "attention_vat"
+    ATTENTION_IVAT = "attention_ivat"
 
     @property
     def is_attention(self) -> bool:
-        return self in (AdversarialMethod.ATTENTION_RP, AdversarialMethod.ATTENTION_AT, AdversarialMethod.ATTENTION_IAT)
+        return self.value.startswith("attention_")
 
     @property
     def is_word(self) -> bool:
         return self in (AdversarialMethod.WORD_AT, AdversarialMethod.WORD_IAT)
+
+    @property
+    def is_virtual(self) -> bool:
+        """Virtual adversarial training (Kitada & Iyatomi 2022): the direction and the adversarial loss come from
+        `KL(p(y|ã) ‖ p(y|ã + r))`, so unlabelled examples (label -100) train too."""
+        return self in (AdversarialMethod.ATTENTION_VAT, AdversarialMethod.ATTENTION_IVAT)
+
+    @property
+    def uses_batch_directions(self) -> bool:
+        """iAT and iVAT: directions are differences between the examples of a batch (needs >= 2 per device)."""
+        return self in (AdversarialMethod.ATTENTION_IAT, AdversarialMethod.ATTENTION_IVAT)
 
 
 _METHODS = [method.value for method in AdversarialMethod]
@@ -39,16 +52,23 @@ class AdversarialTrainingArguments(TrainingArguments):
     Parameters that control the objective:
 
         adv_method (`str` or [`AdversarialMethod`], *optional*, defaults to `"vanilla"`):
-            One of `vanilla`, `attention_rp`, `attention_at`, `attention_iat`, `word_at`, `word_iat`.
+            One of `vanilla`, `attention_rp`, `attention_at`, `attention_iat`, `word_at`, `word_iat`,
+            `attention_vat`, `attention_ivat` (virtual adversarial: the loss is `L_sup + λ · KL`, and examples
+            labelled -100 train through the KL term).
         adv_epsilon (`float`, *optional*):
-            Perturbation size ε (the norm of r, or of the direction weights α for iAT). Required (> 0) for every
+            Perturbation size ε (the norm of r, or of the direction weights α for iAT/iVAT). Required (> 0) for every
             method but `vanilla`.
         adv_lambda (`float`, *optional*, defaults to `1.0`):
             Weight λ of the adversarial loss (>= 0).
         adv_num_neighbors (`int`, *optional*, defaults to `10`):
             Word iAT: the number K of nearest vocabulary embeddings that give each token's directions.
         adv_iat_normalize (`bool`, *optional*, defaults to `False`):
-            iAT: rescale each example's perturbation to norm ε (by default ‖r‖ ≠ ε, as in Sato et al.).
+            iAT/iVAT: rescale each example's perturbation to norm ε (by default ‖r‖ ≠ ε, as in Sato et al.).
+        adv_vat_xi (`float`, *optional*, defaults to `0.1`):
+            VAT/iVAT: size ξ of the probe perturbation `ξ d` at which the KL gradient is taken (> 0; the norm of d,
+            or of its direction weights for iVAT, is 1).
+        adv_vat_num_iterations (`int`, *optional*, defaults to `1`):
+            VAT/iVAT: power iterations (head-only probes) that refine the direction from its random start (>= 1).
 
     No default of [`~transformers.TrainingArguments`] is changed: the trainer takes its gradients on detached
     leaves and re-runs on the unwrapped module, which works under DDP with any `ddp_find_unused_parameters`.
@@ -67,7 +87,13 @@ class AdversarialTrainingArguments(TrainingArguments):
         default=10, metadata={"help": "Word iAT: nearest vocabulary embeddings per token (K >= 1)."}
     )
     adv_iat_normalize: bool = field(
-        default=False, metadata={"help": "iAT: rescale each example's perturbation to norm epsilon."}
+        default=False, metadata={"help": "iAT/iVAT: rescale each example's perturbation to norm epsilon."}
+    )
+    adv_vat_xi: float = field(
+        default=0.1, metadata={"help": "VAT/iVAT: size xi of the probe perturbation for the KL gradient (> 0)."}
+    )
+    adv_vat_num_iterations: int = field(
+        default=1, metadata={"help": "VAT/iVAT: power iterations (head-only probes) per step (>= 1)."}
     )
 
     def __post_init__(self):
@@ -83,6 +109,11 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(f"`adv_lambda` must be >= 0, got {self.adv_lambda!r}")
         if isinstance(self.adv_num_neighbors, bool) or not isinstance(self.adv_num_neighbors, int) or self.adv_num_neighbors < 1:
             raise ValueError(f"`adv_num_neighbors` must be an integer >= 1, got {self.adv_num_neighbors!r}")
+        if not (isinstance(self.adv_vat_xi, (int, float)) and 0 < self.adv_vat_xi < float("inf")):
+            raise ValueError(f"`adv_vat_xi` must be a finite float > 0, got {self.adv_vat_xi!r}")
+        iterations = self.adv_vat_num_iterations
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise ValueError(f"`adv_vat_num_iterations` must be an integer >= 1, got {iterations!r}")
         super().__post_init__()
 
 

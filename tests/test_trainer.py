@@ -16,7 +16,8 @@ from hf_attn_at.perturbations import (
 from hf_attn_at.trainer import AdversarialTrainer
 from hf_attn_at.training_args import AdversarialMethod, AdversarialTrainingArguments
 
-METHODS = [method.value for method in AdversarialMethod]
+# The label-loss methods; attention VAT/iVAT (KL objective) are tested in test_vat.py.
+METHODS = [method.value for method in AdversarialMethod if not method.is_virtual]
 ADV_METHODS = METHODS[1:]
 EPSILON, LAMBDA = 0.5, 0.7
 SPECIAL_IDS = [0, 1, 2]

@@ -5,12 +5,16 @@ See :func:`load_task` for the layout and ``docs/DATA.md`` for sources, splits an
 
 from .processing import padding_efficiency, prepare_task, tokenize_dataset
 from .registry import SOURCES, TASKS, TaskSpec, get_task, load_task
+from .semi_supervised import UNLABELLED, hide_labels, labelled_subset
 
 __all__ = [
     "SOURCES",
     "TASKS",
     "TaskSpec",
+    "UNLABELLED",
     "get_task",
+    "hide_labels",
+    "labelled_subset",
     "load_task",
     "padding_efficiency",
     "prepare_task",
