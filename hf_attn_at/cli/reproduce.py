@@ -3,9 +3,10 @@
     hf-attn-at reproduce --grid quickstart --data_source local --data_dir ../shared/data
 
 Each run trains in `OUTPUT_DIR/runs/<task>/<method>[-eps<ε>]/seed<seed>/` and writes `results.json` when it
-finishes: finished runs are skipped, and an interrupted run resumes from its last checkpoint. Aggregation
-reads every `results.json` under `OUTPUT_DIR/runs` and writes `RESULTS.md` (or `--results_file`), the ε-sweep
-figures and a heat-map report per task.
+finishes (with the command that ran it): finished runs are skipped, and an interrupted run resumes from its
+last checkpoint. Aggregation reads every `results.json` under `OUTPUT_DIR/runs` (so separate invocations, such
+as a grid and an ε sweep, share one report) and writes `RESULTS.md` (or `--results_file`), the ε-sweep figures,
+a heat-map report per task and, with `--model_cards_dir`, one generated model card per task × method.
 """
 
 from __future__ import annotations
@@ -177,32 +178,28 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
     )
 
 
-def execute(args: ReproduceArguments, command: str) -> list[dict]:
-    """Run every unfinished run of the grid; return all results (finished ones read back).
-
-    Each new `results.json` records `command`, the invocation that produced it.
-    """
+def execute(args: ReproduceArguments, command: str) -> None:
+    """Run every unfinished run of the grid; each new `results.json` records `command`, its invocation."""
     from ..experiment import run_experiment
 
     root = Path(args.output_dir) / "runs"
     runs = plan_runs(args)
-    results = []
     todo = [r for r in runs if not (root / r.name / "results.json").is_file()]
     logger.info("%d runs in the grid, %d finished, %d to run", len(runs), len(runs) - len(todo), len(todo))
-    for run in tqdm(runs, desc="reproduce", unit="run"):
+    if args.aggregate_only:
+        return
+    for run in tqdm(todo, desc="reproduce", unit="run"):
         run_dir = root / run.name
         done = run_dir / "results.json"
-        if not done.is_file():
-            if args.aggregate_only:
-                continue
-            logger.info("run %s", run.name)
-            run_experiment(*run_arguments(args, run, run_dir))
-            if done.is_file():  # written by the main process only
-                done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
-            else:
-                logger.info("run %s finished without results.json (not the main process)", run.name)
-        results.append(json.loads(done.read_text()))
-    return results
+        logger.info("run %s", run.name)
+        run_experiment(*run_arguments(args, run, run_dir))
+        if done.is_file():  # written by the main process only
+            done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
+
+
+def finished_results(output_dir: str | Path) -> list[dict]:
+    """Every finished run under `output_dir/runs` (this grid's and earlier invocations', e.g. an ε sweep)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(output_dir).glob("runs/*/*/seed*/results.json"))]
 
 
 # ----------------------------------------------------------------------------------------------- aggregation
@@ -390,6 +387,8 @@ def write_model_cards(args: ReproduceArguments, table: dict, out_dir: Path) -> l
     written = []
     for task, rows in table.items():
         for method, eps in sorted(rows, key=_method_order):
+            if eps not in (None, DEFAULT_EPSILON):
+                continue  # ε-sweep rows get no card
             name = f"{method}{'' if eps is None else f'-eps{eps:g}'}"
             runs = sorted((root / task / name).glob("seed*/results.json"))
             if runs:
@@ -446,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args,) = parser.parse_args_into_dataclasses(args=argv)
     command = "hf-attn-at reproduce " + " ".join(shlex.quote(a) for a in argv)
     start = time.perf_counter()
-    results = execute(args, command)
+    execute(args, command)
+    results = finished_results(args.output_dir)
     if not results:
         raise ValueError(f"no finished run under {Path(args.output_dir) / 'runs'} to aggregate")
     results_file = write_results(args, results, time.perf_counter() - start, command)
