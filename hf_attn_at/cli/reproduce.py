@@ -84,6 +84,9 @@ class ReproduceArguments:
     results_file: str | None = field(
         default=None, metadata={"help": "Where to write the Markdown results (default OUTPUT_DIR/RESULTS.md)."}
     )
+    notes_file: str | None = field(
+        default=None, metadata={"help": "A Markdown file of discussion included verbatim at the end of RESULTS.md."}
+    )
     model_cards_dir: str | None = field(
         default=None, metadata={"help": "Also write one generated model card per task x method here (first seed)."}
     )
@@ -417,6 +420,8 @@ def write_results(args: ReproduceArguments, results: list[dict], elapsed: float,
     ]
     lines += markdown_tables(table, results)
     lines += check_claims(table)
+    if args.notes_file:
+        lines += [f"## Discussion (from `{args.notes_file}`)", "", Path(args.notes_file).read_text(encoding="utf-8"), ""]
     lines += ["## Figures", ""]
     for task, paths in figures.items():
         for path in paths:
