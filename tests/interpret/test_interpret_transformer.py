@@ -1,0 +1,87 @@
+"""Attention (last layer, rollout) and gradient importance of Transformers encoders, and their agreement."""
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from hf_attn_at.interpret import (
+    attention_rollout,
+    explain_transformer,
+    transformer_attention,
+    transformer_gradient_importance,
+)
+
+SPECIAL_IDS = [0, 1, 2]  # pad, cls, sep
+
+
+def tiny_bert(num_layers=2):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=16, pad_token_id=0)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def make_batch():
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 99, (3, 8), generator=generator)
+    lengths = [8, 5, 4]
+    for row, length in enumerate(lengths):
+        ids[row, 0], ids[row, length - 1] = 1, 2
+        ids[row, length:] = 0
+    return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
+@pytest.mark.parametrize("kind", ["last_layer", "rollout"])
+def test_attention_is_a_distribution_over_valid_tokens(kind):
+    model, batch = tiny_bert(), make_batch()
+    attention = transformer_attention(model, batch, kind)
+    assert attention.shape == (3, 8)
+    torch.testing.assert_close(attention.sum(-1), torch.ones(3))
+    assert torch.all(attention[batch["attention_mask"] == 0] == 0)
+    assert model.config._attn_implementation == "sdpa"
+
+
+def test_rollout_of_one_layer_mixes_identity():
+    weights = torch.softmax(torch.randn(2, 3, 4, 4), -1)
+    expected = 0.5 * weights.mean(1) + 0.5 * torch.eye(4)
+    torch.testing.assert_close(attention_rollout([weights]), expected)
+    torch.testing.assert_close(attention_rollout([weights, weights]), expected @ expected)
+
+
+def test_gradient_importance_is_normalised_and_padding_invariant():
+    model, batch = tiny_bert(), make_batch()
+    importance = transformer_gradient_importance(model, batch, SPECIAL_IDS)
+    scored = (batch["input_ids"] > 2)
+    torch.testing.assert_close(importance.sum(-1), torch.ones(3))
+    assert torch.all(importance[~scored] == 0)
+    alone = transformer_gradient_importance(model, {k: v[1:2, :5] for k, v in batch.items()}, SPECIAL_IDS)
+    torch.testing.assert_close(alone[0], importance[1, :5], atol=1e-5, rtol=1e-4)
+
+
+def test_gradient_importance_matches_autograd_by_hand():
+    model, batch = tiny_bert(), make_batch()
+    embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_()
+    probs = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"]).logits.softmax(-1)
+    probs.max(-1).values[0].backward()
+    expected = (embeds.grad[0] * embeds[0]).sum(-1).abs().detach()
+    raw = transformer_gradient_importance(model, batch, SPECIAL_IDS, normalize=False)
+    scored = batch["input_ids"][0] > 2
+    torch.testing.assert_close(raw[0][scored], expected[scored])
+
+
+def test_explain_transformer_reports_both_attentions():
+    model, batch = tiny_bert(), make_batch()
+    result = explain_transformer(model, [batch, batch], SPECIAL_IDS)
+    assert result["num_examples"] == 6
+    for kind in ("last_layer", "rollout"):
+        assert result[kind]["pearson"].shape == (6,)
+        assert -1 <= result[kind]["pearson_summary"]["mean"] <= 1
+
+
+def test_training_mode_and_bad_kind_are_rejected():
+    model, batch = tiny_bert(), make_batch()
+    with pytest.raises(ValueError, match="`kind` must be one of"):
+        transformer_attention(model, batch, "mean")
+    model.train()
+    with pytest.raises(ValueError, match="training mode"):
+        transformer_gradient_importance(model, batch)
