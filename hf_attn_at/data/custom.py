@@ -38,6 +38,11 @@ LABEL_COLUMNS = ("label", "labels", "class", "target", "category")
 VALIDATION_NAMES = ("validation", "valid", "dev")
 
 
+def builder_of(suffix: str) -> str:
+    """The `datasets` builder reading files with this suffix (``csv``, ``json`` or ``parquet``)."""
+    return FORMATS[suffix][0]
+
+
 def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     """The file, its builder and options; `ValueError` for an unknown suffix, an empty or non-UTF-8 file."""
     path = require_file(path, "a data file (csv, tsv, json, jsonl or parquet)")
@@ -48,10 +53,10 @@ def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
         raise ValueError(f"{path} is empty")
     if suffix != ".parquet":
         with path.open("rb") as f:
-            nonblank = False
+            nonblank = 0
             for number, line in enumerate(f, start=1):
                 try:
-                    nonblank = nonblank or bool(line.decode("utf-8").strip())
+                    nonblank += bool(line.decode("utf-8").strip())
                 except UnicodeDecodeError as err:
                     raise ValueError(
                         f"{path}, line {number}: not valid UTF-8 ({err.reason} at byte {err.start} of the line); "
@@ -59,6 +64,8 @@ def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
                     ) from err
         if not nonblank:
             raise ValueError(f"{path} is empty (only blank lines)")
+        if nonblank == 1 and builder_of(suffix) == "csv":
+            raise ValueError(f"{path} is empty (a header but no rows)")
     builder, options = FORMATS[suffix]
     return path, builder, options
 
@@ -126,7 +133,7 @@ def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, str]]:
         return _read_json(path)
     try:
         ds = datasets.load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
-    except datasets.exceptions.DatasetGenerationError as err:
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as err:
         cause = err.__cause__ or err
         raise ValueError(f"{path}: cannot be read as {path.suffix.lstrip('.')}: {cause}") from err
     if len(ds) == 0:
@@ -240,7 +247,8 @@ def load_custom(
     label_column: str | None = None,
     validation_split_percentage: int = 10,
     seed: int = 42,
-) -> datasets.DatasetDict:
+    return_columns: bool = False,
+) -> datasets.DatasetDict | tuple[datasets.DatasetDict, tuple[str, str | None, str]]:
     """Load a user's dataset as a `DatasetDict` with ``text``, optional ``text_pair`` and ``label`` (`ClassLabel`).
 
     Args:
@@ -254,6 +262,8 @@ def load_custom(
         validation_split_percentage (`int`, *optional*, defaults to 10): share of train held out (stratified,
             seeded) as validation when there is no validation split.
         seed (`int`, *optional*, defaults to 42): seed of that split.
+        return_columns (`bool`, *optional*, defaults to False): also return the (text, text_pair, label)
+            column names used, inferred ones included.
 
     Returns:
         Splits ``train``, ``validation`` and, when given, ``test``. Labels are class ids into the sorted
@@ -332,7 +342,7 @@ def load_custom(
         logger.warning("no test split (no test file or Hub test split): test metrics and agreement are "
                        "reported on the validation split")
     logger.info("custom data: %s; labels %s", ", ".join(f"{s} {len(d)}" for s, d in dsd.items()), names)
-    return dsd
+    return (dsd, (text_column, text_pair_column, label_column)) if return_columns else dsd
 
 
 def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int) -> datasets.DatasetDict:
