@@ -159,12 +159,12 @@ def _resolve_columns(
             text_column = next((c for c in TEXT_COLUMNS if c in columns), None)
         if text_column is None:
             raise ValueError(f"cannot infer the text column of {where}: none of {list(TEXT_COLUMNS)} or the pairs "
-                             f"{[list(p) for p in PAIR_COLUMNS]}; give --text_column (columns: {columns})")
+                             f"{[list(p) for p in PAIR_COLUMNS]}; give --text_column; its columns are {columns}")
     if label_column is None:
         label_column = next((c for c in LABEL_COLUMNS if c in columns), None)
         if label_column is None:
             raise ValueError(f"cannot infer the label column of {where}: none of {list(LABEL_COLUMNS)}; "
-                             f"give --label_column (columns: {columns})")
+                             f"give --label_column; its columns are {columns}")
     if label_column in (text_column, text_pair_column):
         raise ValueError(f"the label column {label_column!r} is also a text column")
     return text_column, text_pair_column, label_column
@@ -358,3 +358,30 @@ def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int) -> 
                 percentage, len(parts["test"]), seed)
     return datasets.DatasetDict({"train": parts["train"], "validation": parts["test"],
                                  **{k: v for k, v in dsd.items() if k != "train"}})
+
+
+def read_file(
+    path: str | Path,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    split: str | None = None,
+) -> tuple[datasets.Dataset, tuple[str, str | None, str]]:
+    """One labelled file as ``text``, optional ``text_pair`` and ``label`` (raw values, not yet class ids).
+
+    Same formats, checks, column inference and empty-text dropping as :func:`load_custom`. With ``split``,
+    a file with an ``exp_split`` column (like SST's ``sst_dataset.csv``) keeps only that split's rows.
+    Returns the dataset and the (text, text_pair, label) column names used.
+    """
+    ds, mixed = _load_file(path)
+    columns = _resolve_columns(ds.column_names, text_column, text_pair_column, label_column, str(path))
+    if columns[2] in mixed:
+        raise ValueError(f"label column {columns[2]!r} mixes label types: {mixed[columns[2]]}")
+    if split is not None and "exp_split" in ds.column_names:
+        ds = ds.filter(lambda b: [s == split for s in b["exp_split"]], batched=True)
+        if len(ds) == 0:
+            raise ValueError(f"{path} has no rows with exp_split == {split!r}")
+    ds = _standardize(ds, str(path), *columns, minus_one_is_missing=False)
+    if len(ds) == 0:
+        raise ValueError(f"{path} has no rows with text and a label")
+    return ds, columns

@@ -105,7 +105,7 @@ BAD_INPUTS = [
     ("mixed_csv", "label column 'label' mixes label types", "use all strings or all integers"),
     ("latin1", "line 3: not valid UTF-8", "iconv"),
     ("unsupported", "unsupported file type '.xlsx'; allowed: .csv, .tsv, .json, .jsonl, .parquet", None),
-    ("no_text_column", "cannot infer the text column", "give --text_column (columns: ['body', 'label'])"),
+    ("no_text_column", "cannot infer the text column", "give --text_column; its columns are ['body', 'label']"),
     ("float_labels", "is a float; labels must be strings or integers", None),
     ("unseen_label", "test has labels ['neutral'] that the training data lacks", None),
 ]
