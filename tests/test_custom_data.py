@@ -148,3 +148,17 @@ def test_train_on_your_csv_with_accelerate_on_two_processes(tmp_path, reviews):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Total train batch size (w. parallel, distributed & accumulation) = 32" in proc.stdout + proc.stderr
     assert json.loads((run / "results.json").read_text())["num_examples"]["train"] == 86
+
+
+@require_shared_data("snli")
+def test_prepare_saves_your_data_tokenized(tmp_path, nli_jsonl, capsys):
+    from datasets import load_from_disk
+
+    out = tmp_path / "prepared"
+    assert main(["prepare", "--train_file", str(nli_jsonl), "--output_dir", str(out)]) == 0
+    assert "nli: vocabulary" in capsys.readouterr().out
+    dsd = load_from_disk(str(out))
+    assert set(dsd) == {"train", "validation"} and len(dsd["train"]) == 72
+    assert {"input_ids", "token_type_ids", "label"} <= set(dsd["train"].column_names)
+    assert main(["prepare", "--output_dir", str(out)]) == 2
+    assert "give a task name (sst, " in capsys.readouterr().err
