@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,7 @@ def run_experiment(
         "metrics": metrics,
         "agreement": agreement,
         "agreement_split": main_split,
+        "data_args": asdict(data_args),
         "num_examples": {split: len(ds) for split, ds in dsd.items()},
         "train_runtime": train_output.metrics.get("train_runtime"),
         "total_runtime": time.perf_counter() - start,

@@ -76,6 +76,7 @@ def test_train_on_pairs_in_jsonl_without_test_file(tmp_path, nli_jsonl, caplog):
     assert "no test split" in caplog.text
     results = json.loads((run / "results.json").read_text())
     assert results["task"] == "my_nli" and results["agreement_split"] == "validation"
+    assert results["data_args"]["text_pair_column"] == "hypothesis"
     assert results["num_examples"] == {"train": 64, "validation": 16}
     config = json.loads((run / "config.json").read_text())
     assert config["input_type"] == "pair" and config["id2label"] == {"0": "0", "1": "1", "2": "2"}

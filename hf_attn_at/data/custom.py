@@ -267,7 +267,8 @@ def load_custom(
 
     Returns:
         Splits ``train``, ``validation`` and, when given, ``test``. Labels are class ids into the sorted
-        training labels; ``features["label"].names`` keeps the original values as strings.
+        training labels (a Hub `ClassLabel` keeps its own names and order); ``features["label"].names``
+        keeps the original values as strings.
     """
     if (train_file is None) == (dataset_name is None):
         raise ValueError("give exactly one data source: train_file (with optional validation_file/test_file) "
@@ -301,6 +302,7 @@ def load_custom(
     )
     logger.info("columns: text=%r, text_pair=%r, label=%r", text_column, text_pair_column, label_column)
     splits: dict[str, datasets.Dataset] = {}
+    class_names: list[str] | None = None  # a Hub ClassLabel's names, kept in their order
     for split, ds in raw.items():
         needed = [c for c in (text_column, text_pair_column, label_column) if c is not None]
         missing = [c for c in needed if c not in ds.column_names]
@@ -313,6 +315,7 @@ def load_custom(
             else None
         ds = _standardize(ds, split, text_column, text_pair_column, label_column, class_label is not None)
         if class_label is not None:  # Hub ClassLabel: keep its names
+            class_names = class_names or list(class_label.names)
             ds = ds.map(lambda b, cl=class_label: {"label": [cl.int2str(int(v)) for v in b["label"]]}, batched=True,
                         features=datasets.Features({**ds.features, "label": datasets.Value("string")}))
         if len(ds) == 0:
@@ -323,6 +326,8 @@ def load_custom(
         splits[split] = ds
 
     names, kind = _label_names(splits, label_column)
+    if class_names is not None and set(names) <= set(class_names):
+        names = class_names
     label_feature = datasets.ClassLabel(names=names)
     features = {"text": datasets.Value("string"), "label": label_feature}
     if text_pair_column is not None:

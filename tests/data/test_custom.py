@@ -178,3 +178,23 @@ def test_data_arguments_defaults():
     args = DataArguments(train_file="data/my_reviews.jsonl")
     assert args.is_custom and args.task_name is None and args.dataset_label == "my_reviews"
     assert DataArguments(dataset_name="org/reviews", dataset_config_name="en").dataset_label == "reviews-en"
+
+
+def test_dataset_name_reads_a_dataset_folder_with_class_labels(tmp_path, caplog):
+    """--dataset_name goes through `datasets.load_dataset` (a local folder here: no network in tests)."""
+    features = datasets.Features({"sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["yes", "no"])})
+    rows = [{"sentence1": f"first {i}", "sentence2": f"second {i}", "label": i % 2} for i in range(20)]
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    datasets.Dataset.from_list(rows, features=features).to_parquet(str(folder / "train.parquet"))
+    unlabelled = [{**r, "label": -1} for r in rows[:3]]
+    datasets.Dataset.from_list(unlabelled, features=features).to_parquet(str(folder / "test.parquet"))
+    with caplog.at_level(logging.INFO, logger="hf_attn_at"):
+        dsd, columns = load_custom(dataset_name=str(folder), seed=0, return_columns=True)
+    assert columns == ("sentence1", "sentence2", "label")
+    assert dsd["train"].features["label"].names == ["yes", "no"]  # the ClassLabel's names and order
+    assert dsd["train"].filter(lambda r: r["text"] == "first 1")["label"] == [1]
+    assert set(dsd) == {"train", "validation"}  # the unlabelled test split is dropped
+    assert "test: dropped 3 of 3 rows without a label (empty, null or -1)" in caplog.text
+    assert "no labelled rows left" in caplog.text
