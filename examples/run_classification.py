@@ -7,7 +7,12 @@
     # the same on two processes (GPUs; add --use_cpu and ACCELERATE_USE_CPU=1 for two CPU processes)
     accelerate launch --multi_gpu --num_processes 2 examples/run_classification.py --task_name sst ...
 
-Tasks: sst, imdb, 20news, agnews. Saves the model, tokenizer, code files and model card to --output_dir.
+    # your own data (csv/tsv/json/jsonl/parquet; pairs too): columns inferred or --text_column/--label_column
+    python examples/run_classification.py --train_file reviews.csv --test_file reviews_test.csv \
+        --adv_method attention_at --adv_epsilon 1.0 --output_dir runs/reviews-at
+
+Tasks: sst, imdb, 20news, agnews, or your data. Saves the model, tokenizer, code files and model card to
+--output_dir.
 """
 
 from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
@@ -28,9 +33,9 @@ def main():
     set_seed(training_args.seed)
 
     dataset, tokenizer = load_data(data_args, training_args.seed)  # tokenized splits, vocabulary from train
-    # A new model sized for the task (labels, single input), or --model_name_or_path.
-    model = build_model(model_args, tokenizer, dataset["train"], is_pair=False)
-    card = ModelCardCallback(dataset_name=data_args.task_name)  # a model card in every checkpoint
+    # A new model sized for the task (labels, single or pair input), or --model_name_or_path.
+    model = build_model(model_args, tokenizer, dataset["train"], is_pair=data_args.is_pair)
+    card = ModelCardCallback(dataset_name=data_args.dataset_label)  # a model card in every checkpoint
     trainer = AdversarialTrainer(
         model=model,
         args=training_args,
@@ -42,7 +47,8 @@ def main():
         callbacks=[card],
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = trainer.evaluate(dataset["test"], metric_key_prefix="test")
+    test = dataset["test"] if "test" in dataset else dataset["validation"]  # custom data without a test file
+    metrics = trainer.evaluate(test, metric_key_prefix="test")
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
     trainer.save_model()  # model, tokenizer and the two code files for trust_remote_code

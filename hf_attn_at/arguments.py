@@ -6,8 +6,10 @@ The training arguments are [`AdversarialTrainingArguments`] (`hf_attn_at.trainin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .data import SOURCES, TASKS
+from .data.custom import FORMATS
 from .models.bilstm_attention.configuration_bilstm_attention import ATTENTION_TYPES
 
 
@@ -31,10 +33,77 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    """Which data to train and evaluate on: one of the paper's tasks (Hub or local files)."""
+class CustomDataArguments:
+    """A user's own data (run_glue's flags): files or a Hub dataset, and which columns hold text and labels."""
 
-    task_name: str = field(default="sst", metadata={"help": "Dataset.", "choices": list(TASKS)})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Your training data: a csv, tsv, json, jsonl or parquet file (UTF-8)."}
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Validation file (default: --validation_split_percentage of train)."}
+    )
+    test_file: str | None = field(
+        default=None, metadata={"help": "Test file (default: test metrics are reported on validation)."}
+    )
+    dataset_name: str | None = field(default=None, metadata={"help": "Any dataset for datasets.load_dataset."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Its configuration name."})
+    text_column: str | None = field(
+        default=None, metadata={"help": "Text column (inferred: text, sentence, sentence1, premise, ...)."}
+    )
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Second text of pair tasks (inferred: sentence2, hypothesis, ...)."}
+    )
+    label_column: str | None = field(default=None, metadata={"help": "Label column (inferred: label, ...)."})
+    validation_split_percentage: int = field(
+        default=10, metadata={"help": "Percent of train held out (seeded, stratified) when there is no validation."}
+    )
+    task_label: str | None = field(
+        default=None, metadata={"help": "Name of your data in run folders and cards (default: file stem / dataset)."}
+    )
+
+    @property
+    def is_custom(self) -> bool:
+        """Whether a user's files or Hub dataset are given (rather than a built-in task)."""
+        return self.train_file is not None or self.dataset_name is not None
+
+    @property
+    def custom_label(self) -> str:
+        """`task_label`, else the dataset name (and config) or the training file's stem."""
+        if self.task_label:
+            return self.task_label
+        if self.dataset_name:
+            name = self.dataset_name.split("/")[-1]
+            return f"{name}-{self.dataset_config_name}" if self.dataset_config_name else name
+        return Path(self.train_file).stem if self.train_file else "custom"
+
+    def check_custom(self) -> None:
+        """`ValueError` unless the custom-data flags describe exactly one source with supported files."""
+        if self.train_file is not None and self.dataset_name is not None:
+            raise ValueError("give either --train_file (your files) or --dataset_name (a Hub dataset), not both")
+        for name in ("validation_file", "test_file"):
+            if getattr(self, name) is not None and self.train_file is None:
+                raise ValueError(f"--{name} needs --train_file" + (" (not --dataset_name)" if self.dataset_name else ""))
+        for name in ("train_file", "validation_file", "test_file"):
+            path = getattr(self, name)
+            if path is not None and Path(path).suffix.lower() not in FORMATS:
+                raise ValueError(f"--{name} {path!r}: unsupported file type; allowed: {', '.join(FORMATS)}")
+        if not self.is_custom:
+            given = [n for n in ("dataset_config_name", "text_column", "text_pair_column", "label_column")
+                     if getattr(self, n) is not None]
+            if given:
+                raise ValueError(f"--{given[0]} is for your own data: add --train_file or --dataset_name")
+        if not 0 < self.validation_split_percentage < 100:
+            raise ValueError(f"--validation_split_percentage must be in 1..99, got {self.validation_split_percentage}")
+
+
+@dataclass
+class DataArguments(CustomDataArguments):
+    """Which data to train and evaluate on: one of the paper's tasks (Hub or local files) or your own data."""
+
+    task_name: str | None = field(
+        default=None, metadata={"help": "A built-in task (default sst unless --train_file/--dataset_name).",
+                                "choices": list(TASKS)}
+    )
     data_source: str = field(
         default="hub",
         metadata={"help": "'hub' (datasets.load_dataset) or 'local' (original files under --data_dir).",
@@ -63,11 +132,31 @@ class DataArguments:
     )
 
     def __post_init__(self):
+        self.check_custom()
+        if self.is_custom and self.task_name is not None:
+            raise ValueError(f"give either --task_name ({self.task_name!r}, a built-in task) or your own data "
+                             "(--train_file / --dataset_name), not both")
+        if not self.is_custom and self.task_name is None:
+            self.task_name = "sst"
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "explain_max_samples", "min_df"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {value!r}")
         if self.labelled_fraction is not None and not 0 < self.labelled_fraction <= 1:
             raise ValueError(f"--labelled_fraction must be in (0, 1], got {self.labelled_fraction!r}")
-        if self.data_source == "local" and self.data_dir is None:
+        if self.data_source == "local" and self.data_dir is None and not self.is_custom:
             raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")
+
+    @property
+    def dataset_label(self) -> str:
+        """The data's name in results, run folders and model cards: the task name or `custom_label`."""
+        return self.custom_label if self.is_custom else self.task_name
+
+    @property
+    def is_pair(self) -> bool:
+        """Whether examples are text pairs (for custom data: after `load_data` resolved the columns)."""
+        if self.is_custom:
+            return self.text_pair_column is not None
+        from .data import get_task
+
+        return get_task(self.task_name).is_pair

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, set_s
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import DataArguments, ModelArguments
-from .data import get_task, hide_labels, prepare_task
+from .data import hide_labels, load_custom, prepare_dataset, prepare_task
 from .hub import ModelCardCallback, card_from_run_dir
 from .interpret import explain_model
 from .metrics import compute_metrics
@@ -45,16 +46,31 @@ EVAL_SAMPLE_SEED = 0
 
 
 def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, PreTrainedTokenizerBase]:
-    """The tokenized task and its tokenizer, with the optional `max_*_samples` caps applied and, with
-    `labelled_fraction`, all but a seeded fraction of the training labels set to -100 (evaluation splits keep
-    theirs)."""
-    options: dict[str, Any] = {}
-    if data_args.task_name.startswith("babi"):
-        options["babi_size"] = data_args.babi_size
-    dsd, tokenizer = prepare_task(
-        data_args.task_name, source=data_args.data_source, data_dir=data_args.data_dir, min_df=data_args.min_df,
-        **options,
-    )
+    """The tokenized task (or the user's data) and its tokenizer, with the optional `max_*_samples` caps applied and,
+    with `labelled_fraction`, all but a seeded fraction of the training labels set to -100 (evaluation splits keep
+    theirs).
+
+    For custom data the column names used (inferred ones included) are written back to `data_args`, so
+    `data_args.is_pair` is known afterwards; the vocabulary uses `min_df` (default 1).
+    """
+    if data_args.is_custom:
+        raw, columns = load_custom(
+            train_file=data_args.train_file, validation_file=data_args.validation_file,
+            test_file=data_args.test_file, dataset_name=data_args.dataset_name,
+            dataset_config_name=data_args.dataset_config_name, text_column=data_args.text_column,
+            text_pair_column=data_args.text_pair_column, label_column=data_args.label_column,
+            validation_split_percentage=data_args.validation_split_percentage, seed=seed, return_columns=True,
+        )
+        data_args.text_column, data_args.text_pair_column, data_args.label_column = columns
+        dsd, tokenizer = prepare_dataset(raw, min_df=data_args.min_df or 1, name=data_args.dataset_label)
+    else:
+        options: dict[str, Any] = {}
+        if data_args.task_name.startswith("babi"):
+            options["babi_size"] = data_args.babi_size
+        dsd, tokenizer = prepare_task(
+            data_args.task_name, source=data_args.data_source, data_dir=data_args.data_dir,
+            min_df=data_args.min_df, **options,
+        )
     caps = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
     for split in dsd:
         cap = caps.get(split, data_args.max_test_samples)
@@ -134,7 +150,7 @@ def run_experiment(
     start = time.perf_counter()
     set_seed(training_args.seed)
     dsd, tokenizer = load_data(data_args, training_args.seed)
-    model = build_model(model_args, tokenizer, dsd["train"], get_task(data_args.task_name).is_pair)
+    model = build_model(model_args, tokenizer, dsd["train"], data_args.is_pair)
     output_dir = Path(training_args.output_dir)
     trainer = AdversarialTrainer(
         model=model,
@@ -145,7 +161,7 @@ def run_experiment(
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=PAPER_OPTIMIZER,
-        callbacks=[ModelCardCallback(dataset_name=data_args.task_name)],
+        callbacks=[ModelCardCallback(dataset_name=data_args.dataset_label)],
     )
     resume = training_args.resume_from_checkpoint
     if resume is None and output_dir.is_dir():
@@ -158,7 +174,9 @@ def run_experiment(
     metrics = {"validation": trainer.evaluate(dsd["validation"], metric_key_prefix="validation")}
     for split in test_splits:
         metrics[split] = trainer.evaluate(dsd[split], metric_key_prefix=split)
-    main_split = test_splits[0]
+    if not test_splits:
+        logger.warning("no test split: the reported metrics and agreement are on the validation split")
+    main_split = test_splits[0] if test_splits else "validation"
     explained = dsd[main_split]
     if data_args.explain_max_samples is not None:
         explained = explained.shuffle(seed=EVAL_SAMPLE_SEED).select(range(min(data_args.explain_max_samples, len(explained))))
@@ -169,7 +187,7 @@ def run_experiment(
     agreement = agreement_metrics(explanation)
 
     results = {
-        "task": data_args.task_name,
+        "task": data_args.dataset_label,
         "method": training_args.adv_method.value,
         "epsilon": training_args.adv_epsilon,
         "lambda": training_args.adv_lambda,
@@ -178,6 +196,7 @@ def run_experiment(
         "metrics": metrics,
         "agreement": agreement,
         "agreement_split": main_split,
+        "data_args": asdict(data_args),
         "num_examples": {split: len(ds) for split, ds in dsd.items()},
         "train_runtime": train_output.metrics.get("train_runtime"),
         "total_runtime": time.perf_counter() - start,
@@ -189,7 +208,7 @@ def run_experiment(
         (output_dir / "training_args.json").write_text(json.dumps(_jsonable(args_dict), indent=2) + "\n")
         prefix = f"{main_split}_"
         flat = {k[len(prefix):]: v for k, v in metrics[main_split].items() if k.startswith(prefix)}
-        flat.update(agreement, dataset_name=data_args.task_name, dataset_split=main_split)
+        flat.update(agreement, dataset_name=data_args.dataset_label, dataset_split=main_split)
         (output_dir / "metrics.json").write_text(json.dumps(_jsonable(flat), indent=2) + "\n")
         keep = range(min(NUM_HEATMAP_EXAMPLES, len(explanation["tokens"])))
         heat = {

@@ -2,6 +2,10 @@
 
     hf-attn-at reproduce --grid quickstart --data_source local --data_dir ../shared/data
 
+    # the methods compared on your own data (one task, named --task_label or after the file)
+    hf-attn-at reproduce --train_file reviews.csv --test_file reviews_test.csv \
+        --methods vanilla attention_at attention_iat --output_dir runs/reviews
+
 Each run trains in `OUTPUT_DIR/runs/<task>/<method>[-eps<ε>]/seed<seed>/` and writes `results.json` when it
 finishes (with the command that ran it): finished runs are skipped, and an interrupted run resumes from its
 last checkpoint. Aggregation reads every `results.json` under `OUTPUT_DIR/runs` (so separate invocations, such
@@ -28,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
+from ..arguments import CustomDataArguments
 from ..data import SOURCES, TASKS
 from ..training_args import AdversarialMethod
 
@@ -117,10 +122,13 @@ class Run:
         return f"{self.task}/{self.method}{eps}/seed{self.seed}"
 
 
-def plan_runs(args: ReproduceArguments) -> list[Run]:
-    """The grid's runs, seed-major (task, seed, method, ε): a grid stopped early still covers every method."""
+def plan_runs(args: ReproduceArguments, custom: CustomDataArguments | None = None) -> list[Run]:
+    """The grid's runs, seed-major (task, seed, method, ε): a grid stopped early still covers every method.
+
+    With custom data the grid has one task, the user's data.
+    """
     grid = GRIDS[args.grid]
-    tasks = args.tasks or grid["tasks"]
+    tasks = [custom.custom_label] if custom is not None and custom.is_custom else args.tasks or grid["tasks"]
     methods = args.methods or grid["methods"]
     seeds = args.seeds or grid["seeds"]
     epsilons = args.epsilons or grid.get("epsilons")
@@ -133,8 +141,14 @@ def plan_runs(args: ReproduceArguments) -> list[Run]:
     ]
 
 
-def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
-    """The (model, data, training) arguments of one run: SPEC §4 settings plus the grid's overrides."""
+def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: CustomDataArguments | None = None):
+    """The (model, data, training) arguments of one run: SPEC §4 settings plus the grid's overrides.
+
+    With custom data (`custom.is_custom`) the run reads the user's data; it trains 8 epochs (or
+    `--num_train_epochs`) and selects the model on validation accuracy.
+    """
+    from dataclasses import asdict
+
     from ..arguments import DataArguments, ModelArguments
     from ..training_args import AdversarialTrainingArguments
 
@@ -168,8 +182,11 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
     }
     if args.num_train_epochs is not None:
         training["num_train_epochs"] = args.num_train_epochs
-    data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir,
-            "babi_size": args.babi_size, **grid.get("data", {})}
+    if custom is not None and custom.is_custom:
+        data = {**asdict(custom), **grid.get("data", {})}
+    else:
+        data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir,
+                "babi_size": args.babi_size, **grid.get("data", {})}
     if args.max_train_samples is not None:
         data["max_train_samples"] = args.max_train_samples
     if args.explain_max_samples is not None:
@@ -181,12 +198,12 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path):
     )
 
 
-def execute(args: ReproduceArguments, command: str) -> None:
+def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments | None = None) -> None:
     """Run every unfinished run of the grid; each new `results.json` records `command`, its invocation."""
     from ..experiment import run_experiment
 
     root = Path(args.output_dir) / "runs"
-    runs = plan_runs(args)
+    runs = plan_runs(args, custom)
     todo = [r for r in runs if not (root / r.name / "results.json").is_file()]
     logger.info("%d runs in the grid, %d finished, %d to run", len(runs), len(runs) - len(todo), len(todo))
     if args.aggregate_only:
@@ -195,7 +212,7 @@ def execute(args: ReproduceArguments, command: str) -> None:
         run_dir = root / run.name
         done = run_dir / "results.json"
         logger.info("run %s", run.name)
-        run_experiment(*run_arguments(args, run, run_dir))
+        run_experiment(*run_arguments(args, run, run_dir, custom))
         if done.is_file():  # written by the main process only
             done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
 
@@ -446,11 +463,16 @@ def print_summary(results: list[dict]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser(ReproduceArguments, prog="hf-attn-at reproduce", description=__doc__)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((ReproduceArguments, CustomDataArguments), prog="hf-attn-at reproduce",
+                              description=__doc__)
+    args, custom = parser.parse_args_into_dataclasses(args=argv)
+    custom.check_custom()
+    if custom.is_custom and args.tasks:
+        raise ValueError(f"--tasks {args.tasks} are built-in tasks: with --train_file/--dataset_name the grid has one "
+                         f"task, your data (named {custom.custom_label!r}; set it with --task_label)")
     command = "hf-attn-at reproduce " + " ".join(shlex.quote(a) for a in argv)
     start = time.perf_counter()
-    execute(args, command)
+    execute(args, command, custom)
     results = finished_results(args.output_dir)
     if not results:
         raise ValueError(f"no finished run under {Path(args.output_dir) / 'runs'} to aggregate")

@@ -3,7 +3,8 @@
 See :func:`load_task` for the layout and ``docs/DATA.md`` for sources, splits and filters.
 """
 
-from .processing import padding_efficiency, prepare_task, tokenize_dataset
+from .custom import load_custom
+from .processing import padding_efficiency, prepare_dataset, prepare_task, tokenize_dataset
 from .registry import SOURCES, TASKS, TaskSpec, get_task, load_task
 from .semi_supervised import UNLABELLED, hide_labels, labelled_subset
 
@@ -15,8 +16,10 @@ __all__ = [
     "get_task",
     "hide_labels",
     "labelled_subset",
+    "load_custom",
     "load_task",
     "padding_efficiency",
+    "prepare_dataset",
     "prepare_task",
     "tokenize_dataset",
 ]

@@ -76,6 +76,24 @@ def prepare_task(
     """
     min_df = get_task(name).min_df if min_df is None else min_df
     dsd = load_task(name, source=source, data_dir=data_dir, **options)
+    return prepare_dataset(dsd, min_df=min_df, max_vocab_size=max_vocab_size, name=name)
+
+
+def prepare_dataset(
+    dsd: datasets.DatasetDict, min_df: int = 1, max_vocab_size: int | None = None, name: str = "dataset"
+) -> tuple[datasets.DatasetDict, PreTrainedTokenizerFast]:
+    """Build the word tokenizer from ``dsd["train"]`` and tokenize every split (any loaded `DatasetDict`).
+
+    Args:
+        dsd (`datasets.DatasetDict`): splits with ``text``, optional ``text_pair`` and ``label``, as
+            returned by :func:`load_task` or :func:`~hf_attn_at.data.custom.load_custom`.
+        min_df (`int`, *optional*, defaults to 1): vocabulary minimum document frequency.
+        max_vocab_size (`int`, *optional*): cap on the vocabulary size, special tokens included.
+        name (`str`, *optional*): the dataset's name in the log.
+
+    Returns:
+        ``(tokenized DatasetDict, tokenizer)``; logs the vocabulary size and each split's unknown-token rate.
+    """
     tokenizer = build_word_tokenizer(_texts(dsd["train"]), min_df=min_df, max_vocab_size=max_vocab_size)
     logger.info("%s: vocabulary of %d tokens (min_df=%d, from the train split)", name, len(tokenizer), min_df)
     return tokenize_dataset(dsd, tokenizer), tokenizer

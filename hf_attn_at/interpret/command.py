@@ -6,14 +6,18 @@ Example:
         --model_name_or_path runs/sst/vanilla runs/sst/attention_at runs/sst/attention_iat \
         --labels vanilla at iat --dataset_dir ../shared/data/sst/sst_dataset.csv --split test \
         --output_dir reports/sst
+
+    # models trained on your own data: the same file formats and column flags as `train`
+    python -m hf_attn_at.interpret explain --model_name_or_path runs/reviews/vanilla runs/reviews/iat \
+        --dataset_dir reviews_test.jsonl --text_column body --label_column stars --output_dir reports/reviews
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
+from typing import Any
 
 from .importance import IMPORTANCE_METHODS
 
@@ -26,8 +30,12 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     parser.add_argument("--labels", nargs="+", help="a name per model for the report (default: folder names)")
     parser.add_argument("--dataset_dir", required=True,
                         help="a `save_to_disk` folder already tokenized (input_ids, [token_type_ids], label), "
-                             "or a csv with `text,label[,exp_split]` tokenized with each model's tokenizer")
-    parser.add_argument("--split", default="test", help="DatasetDict split, or csv `exp_split` value")
+                             "or a csv/tsv/json/jsonl/parquet file of texts and labels (e.g. your --test_file), "
+                             "tokenized with each model's tokenizer")
+    parser.add_argument("--split", default="test", help="DatasetDict split, or the file's `exp_split` value")
+    parser.add_argument("--text_column", help="text column of a file (inferred: text, sentence, premise, ...)")
+    parser.add_argument("--text_pair_column", help="second text of pair models (inferred: sentence2, hypothesis)")
+    parser.add_argument("--label_column", help="label column of a file (inferred: label, ...)")
     parser.add_argument("--output_dir", required=True, help="report folder")
     parser.add_argument("--max_examples", type=int, help="only the first N examples")
     parser.add_argument("--methods", nargs="+", default=["gradient"], choices=sorted(IMPORTANCE_METHODS),
@@ -38,17 +46,31 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     return parser
 
 
-def _read_csv(path: Path, split: str, max_examples: int | None) -> dict[str, list]:
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"text", "label"} - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path} must have columns text,label[,exp_split]; it lacks {sorted(missing)}")
-        rows = [r for r in reader if r.get("exp_split", split) == split]
-    if not rows:
-        raise ValueError(f"{path} has no rows with exp_split == {split!r}")
-    rows = rows[:max_examples]
-    return {"text": [r["text"] for r in rows], "label": [int(r["label"]) for r in rows]}
+def _read_file(args: argparse.Namespace) -> dict[str, list]:
+    """Texts and raw labels of a data file (`hf_attn_at.data.custom.read_file`), the first `--max_examples`."""
+    from ..data.custom import read_file
+
+    ds, _ = read_file(args.dataset_dir, args.text_column, args.text_pair_column, args.label_column, split=args.split)
+    if args.max_examples is not None:
+        ds = ds.select(range(min(args.max_examples, len(ds))))
+    return ds.to_dict()
+
+
+def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
+    """Raw labels as the model's class ids: by name (`config.label2id`), else integers that are valid ids."""
+    label2id = {str(k): v for k, v in (config.label2id or {}).items()}
+    ids = []
+    for value in values:
+        if str(value) in label2id:
+            ids.append(label2id[str(value)])
+        elif isinstance(value, int) and 0 <= value < config.num_labels:
+            ids.append(value)
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit() and 0 <= int(value) < config.num_labels:
+            ids.append(int(value))
+        else:
+            raise ValueError(f"label {value!r} is not a class of {model_dir}: its labels are {list(label2id)} "
+                             f"(or ids 0..{config.num_labels - 1})")
+    return ids
 
 
 def _load_tokenized(path: Path, split: str, max_examples: int | None):
@@ -94,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max_examples must be >= 1, got {args.max_examples}")
     epsilon_runs = json.loads(Path(args.epsilon_runs).read_text()) if args.epsilon_runs else None
     data_path = Path(args.dataset_dir)
-    raw = _read_csv(data_path, args.split, args.max_examples) if data_path.suffix == ".csv" else None
+    raw = _read_file(args) if data_path.is_file() else None
     tokenized = None if raw is not None else _load_tokenized(data_path, args.split, args.max_examples)
 
     runs = {}
@@ -103,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
         dataset = tokenized
         if raw is not None:
-            dataset = {"input_ids": tokenizer(raw["text"])["input_ids"], "label": raw["label"]}
+            encoded = tokenizer(raw["text"], raw.get("text_pair"))
+            dataset = {"input_ids": encoded["input_ids"], "label": _label_ids(raw["label"], model.config, model_dir)}
+            if "text_pair" in raw:
+                dataset["token_type_ids"] = encoded["token_type_ids"]
         runs[label] = explain_model(model, tokenizer, dataset, batch_size=args.batch_size, methods=args.methods)
     report = write_report(runs, args.output_dir, epsilon_runs=epsilon_runs, num_examples=args.num_heatmaps)
 

@@ -1,0 +1,392 @@
+"""A user's own dataset (local files or any Hub dataset) in the shared column layout.
+
+`load_custom` reads csv / tsv / json / jsonl / parquet files (one per split) or a Hub dataset, maps the
+user's columns to ``text``, optional ``text_pair`` and ``label`` (a `ClassLabel`), drops rows with empty
+text (logged), and carves a seeded validation split from train when none is given. The vocabulary and
+tokenization are then the built-in tasks' (:func:`hf_attn_at.data.prepare_dataset`). See ``docs/DATA.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from ._common import load_hub, require_file
+
+logger = logging.getLogger(__name__)
+
+# File suffix -> (datasets builder, builder options).
+FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
+    ".csv": ("csv", {"keep_default_na": False}),
+    ".tsv": ("csv", {"delimiter": "\t", "keep_default_na": False}),
+    ".json": ("json", {}),  # read by `_read_json` (line numbers in errors, mixed types detected)
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+# Column names inferred when the user gives none, tried in order.
+PAIR_COLUMNS = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("text", "text_pair"),
+                ("question1", "question2"))
+TEXT_COLUMNS = ("text", "sentence", "content", "review", "document")
+LABEL_COLUMNS = ("label", "labels", "class", "target", "category")
+# Hub split names accepted for the validation split.
+VALIDATION_NAMES = ("validation", "valid", "dev")
+
+
+def builder_of(suffix: str) -> str:
+    """The `datasets` builder reading files with this suffix (``csv``, ``json`` or ``parquet``)."""
+    return FORMATS[suffix][0]
+
+
+def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
+    """The file, its builder and options; `ValueError` for an unknown suffix, an empty or non-UTF-8 file."""
+    path = require_file(path, "a data file (csv, tsv, json, jsonl or parquet)")
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: unsupported file type {suffix or '(none)'!r}; allowed: {', '.join(FORMATS)}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty")
+    if suffix != ".parquet":
+        with path.open("rb") as f:
+            nonblank = 0
+            for number, line in enumerate(f, start=1):
+                try:
+                    nonblank += bool(line.decode("utf-8").strip())
+                except UnicodeDecodeError as err:
+                    raise ValueError(
+                        f"{path}, line {number}: not valid UTF-8 ({err.reason} at byte {err.start} of the line); "
+                        "re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`"
+                    ) from err
+        if not nonblank:
+            raise ValueError(f"{path} is empty (only blank lines)")
+        if nonblank == 1 and builder_of(suffix) == "csv":
+            raise ValueError(f"{path} is empty (a header but no rows)")
+    builder, options = FORMATS[suffix]
+    return path, builder, options
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "int" if float(value).is_integer() else "float"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
+
+
+def _read_json(path: Path) -> tuple[datasets.Dataset, dict[str, str]]:
+    """Rows of a JSON Lines file (or a .json list of objects), and the columns mixing value types.
+
+    A mixed column is stored as strings; the second value says where each type first occurs.
+    """
+    text = path.read_text(encoding="utf-8")
+    rows: list[tuple[int, Any]] = []
+    stripped = text.lstrip()
+    if path.suffix.lower() == ".json" and stripped.startswith("["):
+        try:
+            rows = list(enumerate(json.loads(text), start=1))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from err
+        unit = "item"
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}, line {number}: invalid JSON ({err.msg})") from err
+        unit = "line"
+    if not rows:
+        raise ValueError(f"{path} is empty (no rows)")
+    columns: dict[str, list[Any]] = {}
+    for i, (number, row) in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}, {unit} {number}: expected a JSON object per row, got {type(row).__name__}")
+        for key in row.keys() - columns.keys():
+            columns[key] = [None] * i
+        for key, values in columns.items():
+            values.append(row.get(key))
+    mixed: dict[str, str] = {}
+    for key, values in columns.items():
+        first: dict[str, str] = {}
+        for (number, _), value in zip(rows, values, strict=True):
+            if value is not None:
+                first.setdefault(_kind(value), f"{unit} {number}: {value!r}")
+        if len({k if k != "float" else "int" for k in first}) > 1:
+            mixed[key] = "; ".join(f"{kind} (first at {path} {where})" for kind, where in first.items())
+            columns[key] = [None if v is None else str(v) for v in values]
+    return datasets.Dataset.from_dict(columns), mixed
+
+
+def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, str]]:
+    """One file as a `Dataset`, and the columns mixing value types (see `_read_json`)."""
+    path, builder, options = _check_file(path)
+    if builder == "json":
+        return _read_json(path)
+    try:
+        ds = datasets.load_dataset(builder, data_files={"data": str(path)}, split="data", **options)
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as err:
+        cause = err.__cause__ or err
+        raise ValueError(f"{path}: cannot be read as {path.suffix.lstrip('.')}: {cause}") from err
+    if len(ds) == 0:
+        raise ValueError(f"{path} is empty (a header but no rows)")
+    return ds, {}
+
+
+def _resolve_columns(
+    columns: list[str], text_column: str | None, text_pair_column: str | None, label_column: str | None,
+    where: str,
+) -> tuple[str, str | None, str]:
+    """The (text, text_pair, label) columns: the given ones, checked, or inferred from common names."""
+    for flag, name in (("--text_column", text_column), ("--text_pair_column", text_pair_column),
+                       ("--label_column", label_column)):
+        if name is not None and name not in columns:
+            raise ValueError(f"{flag} {name!r} is not a column of {where}; its columns are {columns}")
+    if text_column is None:
+        pair = next((p for p in PAIR_COLUMNS if p[0] in columns and p[1] in columns), None)
+        if pair is not None:
+            text_column = pair[0]
+            text_pair_column = text_pair_column or pair[1]
+        else:
+            text_column = next((c for c in TEXT_COLUMNS if c in columns), None)
+        if text_column is None:
+            raise ValueError(f"cannot infer the text column of {where}: none of {list(TEXT_COLUMNS)} or the pairs "
+                             f"{[list(p) for p in PAIR_COLUMNS]}; give --text_column; its columns are {columns}")
+    if label_column is None:
+        label_column = next((c for c in LABEL_COLUMNS if c in columns), None)
+        if label_column is None:
+            raise ValueError(f"cannot infer the label column of {where}: none of {list(LABEL_COLUMNS)}; "
+                             f"give --label_column; its columns are {columns}")
+    if label_column in (text_column, text_pair_column):
+        raise ValueError(f"the label column {label_column!r} is also a text column")
+    return text_column, text_pair_column, label_column
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _label_name(value: Any, kind: str) -> str:
+    return str(int(float(value))) if kind == "int" else value
+
+
+def _label_names(splits: Mapping[str, datasets.Dataset], label_column: str) -> tuple[list[str], str]:
+    """Class names (the sorted training labels, as strings) and the label kind (``int`` or ``str``).
+
+    `ValueError` on labels that are neither, on mixed kinds, on a single training class and on labels
+    that only evaluation splits have.
+    """
+    kinds: dict[str, tuple[str, Any]] = {}
+    for split, ds in splits.items():
+        for row, value in enumerate(ds["label"]):
+            kind = _kind(value)
+            if kind == "str" and _INT.fullmatch(value.strip()):
+                kind = "int"  # csv reads a column with any non-number as strings
+            if kind not in ("int", "str"):
+                raise ValueError(f"{split} row {row}: label {value!r} in column {label_column!r} is a {kind}; "
+                                 "labels must be strings or integers (class ids)")
+            kinds.setdefault(kind, (f"{split} row {row}", value))
+    if len(kinds) > 1:
+        seen = "; ".join(f"{kind} (first at {where}: {value!r})" for kind, (where, value) in kinds.items())
+        raise ValueError(f"label column {label_column!r} mixes label types: {seen}; use all strings or all integers")
+    kind = next(iter(kinds))
+    names = sorted({_label_name(v, kind) for v in splits["train"]["label"]}, key=int if kind == "int" else str)
+    if len(names) < 2:
+        raise ValueError(f"label column {label_column!r} has a single class ({names[0]!r}) in the training data; "
+                         "classification needs at least 2 classes")
+    for split, ds in splits.items():
+        unseen = sorted({_label_name(v, kind) for v in ds["label"]} - set(names))
+        if unseen:
+            raise ValueError(f"{split} has labels {unseen} that the training data lacks; training labels: {names}")
+    return names, kind
+
+
+def _standardize(
+    ds: datasets.Dataset, split: str, text_column: str, text_pair_column: str | None, label_column: str,
+    minus_one_is_missing: bool,
+) -> datasets.Dataset:
+    """Rename to text / text_pair / label, keep only those, drop rows with empty text or no label (logged)."""
+    keep = {text_column: "text", label_column: "label"}
+    if text_pair_column is not None:
+        keep[text_pair_column] = "text_pair"
+    ds = ds.select_columns(list(keep))
+    text_names = [c for c in keep if keep[c] != "label"]
+    # Texts as str (a column of numbers is read as ints); empty / missing text becomes "".
+    ds = ds.map(lambda b: {c: ["" if t is None else str(t) for t in b[c]] for c in text_names}, batched=True,
+                features=None, desc=f"{split}: texts")
+    before = len(ds)
+    ds = ds.filter(lambda b: [all(b[c][i].strip() for c in text_names) for i in range(len(b[label_column]))],
+                   batched=True, desc=f"{split}: empty texts")
+    if len(ds) < before:
+        logger.warning("%s: dropped %d of %d rows with empty text", split, before - len(ds), before)
+    before = len(ds)
+    missing = (None, "", -1) if minus_one_is_missing else (None, "")
+    ds = ds.filter(lambda b: [v not in missing for v in b[label_column]], batched=True,
+                   desc=f"{split}: missing labels")
+    if len(ds) < before:
+        logger.warning("%s: dropped %d of %d rows without a label (%s)", split, before - len(ds), before,
+                       "empty, null or -1" if minus_one_is_missing else "empty or null")
+    return ds.rename_columns(keep)
+
+
+def load_custom(
+    train_file: str | Path | None = None,
+    validation_file: str | Path | None = None,
+    test_file: str | Path | None = None,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    validation_split_percentage: int = 10,
+    seed: int = 42,
+    return_columns: bool = False,
+) -> datasets.DatasetDict | tuple[datasets.DatasetDict, tuple[str, str | None, str]]:
+    """Load a user's dataset as a `DatasetDict` with ``text``, optional ``text_pair`` and ``label`` (`ClassLabel`).
+
+    Args:
+        train_file, validation_file, test_file (`str`, *optional*): csv, tsv, json, jsonl or parquet files
+            (UTF-8); ``train_file`` is required unless ``dataset_name`` is given.
+        dataset_name, dataset_config_name (`str`, *optional*): a dataset for `datasets.load_dataset`
+            (its ``train`` split and ``validation``/``valid``/``dev`` and ``test`` where present).
+        text_column, text_pair_column, label_column (`str`, *optional*): the user's column names; inferred
+            when obvious (``text``/``sentence``, ``sentence1``/``sentence2``, ``premise``/``hypothesis``,
+            ``label``).
+        validation_split_percentage (`int`, *optional*, defaults to 10): share of train held out (stratified,
+            seeded) as validation when there is no validation split.
+        seed (`int`, *optional*, defaults to 42): seed of that split.
+        return_columns (`bool`, *optional*, defaults to False): also return the (text, text_pair, label)
+            column names used, inferred ones included.
+
+    Returns:
+        Splits ``train``, ``validation`` and, when given, ``test``. Labels are class ids into the sorted
+        training labels (a Hub `ClassLabel` keeps its own names and order); ``features["label"].names``
+        keeps the original values as strings.
+    """
+    if (train_file is None) == (dataset_name is None):
+        raise ValueError("give exactly one data source: train_file (with optional validation_file/test_file) "
+                         f"or dataset_name; got train_file={train_file!r}, dataset_name={dataset_name!r}")
+    if not 0 < validation_split_percentage < 100:
+        raise ValueError(f"validation_split_percentage must be in 1..99, got {validation_split_percentage!r}")
+    raw: dict[str, datasets.Dataset] = {}
+    where: dict[str, str] = {}
+    mixed: dict[str, dict[str, str]] = {}  # split -> column -> where each value type first occurs (json)
+    if train_file is not None:
+        for split, path in (("train", train_file), ("validation", validation_file), ("test", test_file)):
+            if path is not None:
+                (raw[split], mixed[split]), where[split] = _load_file(path), str(path)
+    else:
+        if validation_file is not None or test_file is not None:
+            raise ValueError("validation_file/test_file go with train_file, not with dataset_name")
+        hub = load_hub(dataset_name, dataset_config_name)
+        name = dataset_name + (f" ({dataset_config_name})" if dataset_config_name else "")
+        if "train" not in hub:
+            raise ValueError(f"{name} has no 'train' split; its splits are {list(hub)}")
+        raw["train"] = hub["train"]
+        validation = next((s for s in VALIDATION_NAMES if s in hub), None)
+        if validation is not None:
+            raw["validation"] = hub[validation]
+        if "test" in hub:
+            raw["test"] = hub["test"]
+        where = {split: f"{name} split {split!r}" for split in raw}
+
+    text_column, text_pair_column, label_column = _resolve_columns(
+        raw["train"].column_names, text_column, text_pair_column, label_column, where["train"]
+    )
+    logger.info("columns: text=%r, text_pair=%r, label=%r", text_column, text_pair_column, label_column)
+    splits: dict[str, datasets.Dataset] = {}
+    class_names: list[str] | None = None  # a Hub ClassLabel's names, kept in their order
+    for split, ds in raw.items():
+        needed = [c for c in (text_column, text_pair_column, label_column) if c is not None]
+        missing = [c for c in needed if c not in ds.column_names]
+        if missing:
+            raise ValueError(f"{where[split]} lacks the column(s) {missing}; its columns are {ds.column_names}")
+        if label_column in mixed.get(split, {}):
+            raise ValueError(f"label column {label_column!r} mixes label types: {mixed[split][label_column]}; "
+                             "use all strings or all integers")
+        class_label = ds.features[label_column] if isinstance(ds.features[label_column], datasets.ClassLabel) \
+            else None
+        ds = _standardize(ds, split, text_column, text_pair_column, label_column, class_label is not None)
+        if class_label is not None:  # Hub ClassLabel: keep its names
+            class_names = class_names or list(class_label.names)
+            ds = ds.map(lambda b, cl=class_label: {"label": [cl.int2str(int(v)) for v in b["label"]]}, batched=True,
+                        features=datasets.Features({**ds.features, "label": datasets.Value("string")}))
+        if len(ds) == 0:
+            if split == "train":
+                raise ValueError(f"{where[split]} has no rows with text and a label")
+            logger.warning("%s: no labelled rows left (e.g. an unlabelled test split): dropping it", split)
+            continue
+        splits[split] = ds
+
+    names, kind = _label_names(splits, label_column)
+    if class_names is not None and set(names) <= set(class_names):
+        names = class_names
+    label_feature = datasets.ClassLabel(names=names)
+    features = {"text": datasets.Value("string"), "label": label_feature}
+    if text_pair_column is not None:
+        features["text_pair"] = datasets.Value("string")
+    out = {}
+    for split, ds in splits.items():
+        ds = ds.cast_column("label", datasets.Value("string")).map(
+            lambda b: {"label": [label_feature.str2int(_label_name(v, kind)) for v in b["label"]]},
+            batched=True, features=datasets.Features({c: features[c] for c in ds.column_names}),
+            desc=f"{split}: labels",
+        )
+        out[split] = ds
+    dsd = datasets.DatasetDict(out)
+    if "validation" not in dsd:
+        dsd = _carve_validation(dsd, validation_split_percentage, seed)
+    if "test" not in dsd:
+        logger.warning("no test split (no test file or Hub test split): test metrics and agreement are "
+                       "reported on the validation split")
+    logger.info("custom data: %s; labels %s", ", ".join(f"{s} {len(d)}" for s, d in dsd.items()), names)
+    return (dsd, (text_column, text_pair_column, label_column)) if return_columns else dsd
+
+
+def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int) -> datasets.DatasetDict:
+    train = dsd["train"]
+    test_size = percentage / 100
+    try:
+        parts = train.train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
+    except ValueError:  # a class too small to stratify
+        parts = train.train_test_split(test_size=test_size, seed=seed)
+    if len(parts["train"]) == 0 or len(parts["test"]) == 0:
+        raise ValueError(f"train has {len(train)} rows: too few to hold out {percentage}% as validation")
+    logger.info("no validation split: held out %d%% of train (%d rows, seed %d) as validation",
+                percentage, len(parts["test"]), seed)
+    return datasets.DatasetDict({"train": parts["train"], "validation": parts["test"],
+                                 **{k: v for k, v in dsd.items() if k != "train"}})
+
+
+def read_file(
+    path: str | Path,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    split: str | None = None,
+) -> tuple[datasets.Dataset, tuple[str, str | None, str]]:
+    """One labelled file as ``text``, optional ``text_pair`` and ``label`` (raw values, not yet class ids).
+
+    Same formats, checks, column inference and empty-text dropping as :func:`load_custom`. With ``split``,
+    a file with an ``exp_split`` column (like SST's ``sst_dataset.csv``) keeps only that split's rows.
+    Returns the dataset and the (text, text_pair, label) column names used.
+    """
+    ds, mixed = _load_file(path)
+    columns = _resolve_columns(ds.column_names, text_column, text_pair_column, label_column, str(path))
+    if columns[2] in mixed:
+        raise ValueError(f"label column {columns[2]!r} mixes label types: {mixed[columns[2]]}")
+    if split is not None and "exp_split" in ds.column_names:
+        ds = ds.filter(lambda b: [s == split for s in b["exp_split"]], batched=True)
+        if len(ds) == 0:
+            raise ValueError(f"{path} has no rows with exp_split == {split!r}")
+    ds = _standardize(ds, str(path), *columns, minus_one_is_missing=False)
+    if len(ds) == 0:
+        raise ValueError(f"{path} has no rows with text and a label")
+    return ds, columns

@@ -1,0 +1,165 @@
+"""Your own data through the CLI: csv and jsonl files written from real SST / SNLI sentences, end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+from testing_utils import SHARED_DATA, require_shared_data, subprocess_env
+
+from hf_attn_at.cli.main import main
+
+TINY = ["--embedding_size", "16", "--hidden_size", "8", "--attention_hidden_size", "8"]
+FAST = ["--num_train_epochs", "1", "--per_device_train_batch_size", "16", "--report_to", "none",
+        "--disable_tqdm", "true"]
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    """SST sentences as `review,sentiment` csv files (string labels), with one empty review in train."""
+    with (SHARED_DATA / "sst" / "sst_dataset.csv").open(newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["exp_split"] == "train"][:120]
+    rows = [{"review": r["text"], "sentiment": "pos" if r["label"] == "1" else "neg"} for r in rows]
+    paths = {}
+    for name, part in (("reviews_train", [*rows[:96], {"review": "", "sentiment": "pos"}]), ("reviews_test", rows[96:])):
+        paths[name] = tmp_path / f"{name}.csv"
+        with paths[name].open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=["review", "sentiment"])
+            writer.writeheader()
+            writer.writerows(part)
+    return paths
+
+
+@pytest.fixture
+def nli_jsonl(tmp_path):
+    """SNLI dev pairs as jsonl with the obvious names premise / hypothesis / label (integer labels)."""
+    with (SHARED_DATA / "snli" / "dev.tsv").open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f, delimiter="\t")
+        next(reader)
+        rows = [{"premise": p, "hypothesis": h, "label": int(y)} for (p, h, y), _ in zip(reader, range(80),
+                                                                                           strict=False)]
+    path = tmp_path / "nli.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@require_shared_data("sst")
+def test_train_on_a_csv_with_named_columns(tmp_path, reviews, caplog):
+    run = tmp_path / "run"
+    argv = ["train", "--train_file", str(reviews["reviews_train"]), "--test_file", str(reviews["reviews_test"]),
+            "--text_column", "review", "--label_column", "sentiment", "--adv_method", "attention_iat",
+            "--adv_epsilon", "1.0", "--output_dir", str(run), *TINY, *FAST]
+    with caplog.at_level(logging.INFO, logger="hf_attn_at"):
+        assert main(argv) == 0
+    assert "train: dropped 1 of 97 rows with empty text" in caplog.text
+    assert "reviews_train: vocabulary of" in caplog.text
+    assert "test: " in caplog.text and "tokens unknown" in caplog.text
+    results = json.loads((run / "results.json").read_text())
+    assert results["task"] == "reviews_train" and results["agreement_split"] == "test"
+    assert results["num_examples"] == {"train": 86, "validation": 10, "test": 24}
+    config = json.loads((run / "config.json").read_text())
+    assert config["id2label"] == {"0": "neg", "1": "pos"} and config["input_type"] == "single"
+    assert json.loads((run / "training_args.json").read_text())["adv_method"] == "attention_iat"
+
+
+@require_shared_data("snli")
+def test_train_on_pairs_in_jsonl_without_test_file(tmp_path, nli_jsonl, caplog):
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="hf_attn_at"):
+        assert main(["train", "--train_file", str(nli_jsonl), "--validation_split_percentage", "20",
+                     "--task_label", "my_nli", "--output_dir", str(run), *TINY, *FAST]) == 0
+    assert "columns: text='premise', text_pair='hypothesis', label='label'" in caplog.text
+    assert "no test split" in caplog.text
+    results = json.loads((run / "results.json").read_text())
+    assert results["task"] == "my_nli" and results["agreement_split"] == "validation"
+    assert results["data_args"]["text_pair_column"] == "hypothesis"
+    assert results["num_examples"] == {"train": 64, "validation": 16}
+    config = json.loads((run / "config.json").read_text())
+    assert config["input_type"] == "pair" and config["id2label"] == {"0": "0", "1": "1", "2": "2"}
+    assert json.loads((run / "metrics.json").read_text())["dataset_split"] == "validation"
+
+
+@require_shared_data("sst")
+def test_reproduce_compares_methods_on_your_data_then_explain(tmp_path, reviews, capsys):
+    out = tmp_path / "grid"
+    argv = ["reproduce", "--grid", "ci", "--train_file", str(reviews["reviews_train"]), "--test_file",
+            str(reviews["reviews_test"]), "--text_column", "review", "--label_column", "sentiment",
+            "--task_label", "reviews", "--methods", "vanilla", "attention_iat", "--output_dir", str(out)]
+    assert main(argv) == 0
+    runs = out / "runs" / "reviews"
+    for name in ("vanilla/seed1", "attention_iat-eps1/seed1"):
+        assert json.loads((runs / name / "results.json").read_text())["task"] == "reviews"
+    results_md = (out / "RESULTS.md").read_text()
+    assert "### reviews (test split: `test`)" in results_md and "| attention_iat | 1 |" in results_md
+    capsys.readouterr()
+
+    report = tmp_path / "report"
+    assert main(["explain", "--model_name_or_path", str(runs / "vanilla" / "seed1"),
+                 str(runs / "attention_iat-eps1" / "seed1"), "--labels", "vanilla", "iat",
+                 "--dataset_dir", str(reviews["reviews_test"]), "--text_column", "review",
+                 "--label_column", "sentiment", "--output_dir", str(report)]) == 0
+    printed = capsys.readouterr().out
+    assert "vanilla" in printed and "iat" in printed
+    assert (report / "report.html").is_file()
+
+
+COLUMNS = "its columns are ['review', 'sentiment']"
+
+
+@pytest.mark.parametrize(
+    "extra,message,detail",
+    [
+        (["--label_column", "stars"], "--label_column 'stars' is not a column of", COLUMNS),
+        (["--text_column", "review"], "cannot infer the label column", COLUMNS),
+        (["--task_name", "sst"], "give either --task_name ('sst', a built-in task) or your own data", "--train_file"),
+    ],
+)
+@require_shared_data("sst")
+def test_bad_custom_data_is_one_clear_line(tmp_path, reviews, capsys, extra, message, detail):
+    code = main(["train", "--train_file", str(reviews["reviews_train"]), *extra, "--output_dir",
+                 str(tmp_path / "run"), *TINY, *FAST])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and detail in err
+    assert "Traceback" not in err
+
+
+@require_shared_data("sst")
+def test_reproduce_rejects_tasks_with_your_data(reviews, capsys):
+    assert main(["reproduce", "--train_file", str(reviews["reviews_train"]), "--tasks", "sst"]) == 2
+    assert "with --train_file/--dataset_name the grid has one task" in capsys.readouterr().err
+
+
+@require_shared_data("sst")
+def test_train_on_your_csv_with_accelerate_on_two_processes(tmp_path, reviews):
+    run = tmp_path / "run"
+    env = subprocess_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--main_process_port", "0", "-m", "hf_attn_at.cli.main", "train",
+         "--train_file", str(reviews["reviews_train"]), "--test_file", str(reviews["reviews_test"]),
+         "--text_column", "review", "--label_column", "sentiment", "--adv_method", "attention_at",
+         "--adv_epsilon", "1.0", "--use_cpu", "--log_level", "info", "--output_dir", str(run), *TINY, *FAST],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Total train batch size (w. parallel, distributed & accumulation) = 32" in proc.stdout + proc.stderr
+    assert json.loads((run / "results.json").read_text())["num_examples"]["train"] == 86
+
+
+@require_shared_data("snli")
+def test_prepare_saves_your_data_tokenized(tmp_path, nli_jsonl, capsys):
+    from datasets import load_from_disk
+
+    out = tmp_path / "prepared"
+    assert main(["prepare", "--train_file", str(nli_jsonl), "--output_dir", str(out)]) == 0
+    assert "nli: vocabulary" in capsys.readouterr().out
+    dsd = load_from_disk(str(out))
+    assert set(dsd) == {"train", "validation"} and len(dsd["train"]) == 72
+    assert {"input_ids", "token_type_ids", "label"} <= set(dsd["train"].column_names)
+    assert main(["prepare", "--output_dir", str(out)]) == 2
+    assert "give a task name (sst, " in capsys.readouterr().err
