@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -27,6 +25,7 @@ from .arguments import DataArguments, ModelArguments
 from .data import hide_labels, load_custom, prepare_dataset, prepare_task
 from .hub import ModelCardCallback, card_from_run_dir
 from .interpret import explain_model
+from .interpret.report import json_safe
 from .metrics import compute_metrics
 from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
@@ -117,18 +116,6 @@ def build_model(
     return model
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def agreement_metrics(explanation: dict) -> dict[str, float]:
     """`agreement_pearson`, `agreement_pearson_std`, `agreement_kendall`, `agreement_kendall_std` (gradient)."""
     summary = explanation["summary"]
@@ -205,11 +192,11 @@ def run_experiment(
         trainer.save_model(str(output_dir))
         args_dict = training_args.to_dict()
         args_dict["adv_method"] = training_args.adv_method.value
-        (output_dir / "training_args.json").write_text(json.dumps(_jsonable(args_dict), indent=2) + "\n")
+        (output_dir / "training_args.json").write_text(json.dumps(json_safe(args_dict), indent=2) + "\n")
         prefix = f"{main_split}_"
         flat = {k[len(prefix):]: v for k, v in metrics[main_split].items() if k.startswith(prefix)}
         flat.update(agreement, dataset_name=data_args.dataset_label, dataset_split=main_split)
-        (output_dir / "metrics.json").write_text(json.dumps(_jsonable(flat), indent=2) + "\n")
+        (output_dir / "metrics.json").write_text(json.dumps(json_safe(flat), indent=2) + "\n")
         keep = range(min(NUM_HEATMAP_EXAMPLES, len(explanation["tokens"])))
         heat = {
             "tokens": [explanation["tokens"][i] for i in keep],
@@ -220,7 +207,7 @@ def run_experiment(
             "pearson": explanation["agreement"]["gradient"]["pearson"],
             "kendall": explanation["agreement"]["gradient"]["kendall"],
         }
-        (output_dir / "explanation.json").write_text(json.dumps(_jsonable(heat)) + "\n")
+        (output_dir / "explanation.json").write_text(json.dumps(json_safe(heat)) + "\n")
         card_from_run_dir(output_dir, trainer.model).save(output_dir / "README.md")
-        (output_dir / "results.json").write_text(json.dumps(_jsonable(results), indent=2) + "\n")
+        (output_dir / "results.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
     return results

@@ -40,12 +40,12 @@ def _pyplot():
     return plt
 
 
-def _json_safe(value):
+def json_safe(value):
     """Plain JSON types: numpy scalars/arrays converted, nan/inf as null."""
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (np.integer, bool, np.bool_)):
         return value.item() if isinstance(value, np.generic) else value
     if isinstance(value, (float, np.floating)):
@@ -208,7 +208,7 @@ def write_report(
     metrics = {"models": metrics_of(runs)}
     if epsilon_runs:
         metrics["epsilon_runs"] = list(epsilon_runs)
-    (output_dir / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n", encoding="utf-8")
+    (output_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
 
     figures = [plot_agreement(runs, output_dir / "agreement.png")]
     if epsilon_runs:

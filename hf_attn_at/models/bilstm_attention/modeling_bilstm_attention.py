@@ -241,7 +241,7 @@ class BiLSTMAttentionModel(BiLSTMAttentionPreTrainedModel):
             raise ValueError(f"`input_ids` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}")
         if input_ids.numel() == 0:
             raise ValueError(f"`input_ids` is empty: shape {tuple(input_ids.shape)}")
-        low, high = int(input_ids.min()), int(input_ids.max())
+        low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one host sync
         if low < 0 or high >= self.config.vocab_size:
             bad = low if low < 0 else high
             raise ValueError(
