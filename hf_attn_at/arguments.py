@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import SOURCES, TASKS
+from .data import SOURCES, TASKS, task_label
 from .data.custom import FORMATS
 from .models.bilstm_attention.configuration_bilstm_attention import ATTENTION_TYPES
 
@@ -149,8 +149,10 @@ class DataArguments(CustomDataArguments):
 
     @property
     def dataset_label(self) -> str:
-        """The data's name in results, run folders and model cards: the task name or `custom_label`."""
-        return self.custom_label if self.is_custom else self.task_name
+        """The data's name in results, run folders and model cards: `task_label` of the task, or `custom_label`."""
+        if self.is_custom:
+            return self.custom_label
+        return task_label(self.task_name, self.babi_size)
 
     @property
     def is_pair(self) -> bool:

@@ -10,7 +10,9 @@ import sys
 import pytest
 from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data, subprocess_env
 
+from hf_attn_at.arguments import DataArguments
 from hf_attn_at.cli.main import main
+from hf_attn_at.data import task_label
 
 TINY_MODEL = ["--embedding_size", "16", "--hidden_size", "8", "--attention_hidden_size", "8"]
 LOCAL = ["--data_source", "local", "--data_dir", str(SHARED_DATA)]
@@ -53,6 +55,22 @@ def test_unreachable_hub_is_a_clear_message(tmp_path, capsys):
     assert code == 2
     assert "hf-attn-at train: error:" in err and "Hub" in err and "local" in err
     assert "Traceback" not in err
+
+
+def test_babi_sizes_get_their_own_run_folders():
+    from hf_attn_at.cli.reproduce import ReproduceArguments, plan_runs
+
+    def names(babi_size):
+        args = ReproduceArguments(grid="paper", tasks=["sst", "babi1"], methods=["vanilla"], seeds=[1],
+                                  babi_size=babi_size)
+        return [run.name for run in plan_runs(args)]
+
+    assert names("10k") == ["sst/vanilla/seed1", "babi1/vanilla/seed1"]
+    assert names("1k") == ["sst/vanilla/seed1", "babi1-1k/vanilla/seed1"]
+    assert DataArguments(task_name="babi2", babi_size="1k").dataset_label == "babi2-1k"
+    assert DataArguments(task_name="babi2").dataset_label == "babi2"
+    with pytest.raises(ValueError, match="unknown dataset 'babi9'"):
+        task_label("babi9")
 
 
 @require_shared_data("sst")

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
 from ..arguments import CustomDataArguments
-from ..data import SOURCES, TASKS
+from ..data import SOURCES, TASKS, task_label
 from ..training_args import AdversarialMethod
 
 logger = logging.getLogger(__name__)
@@ -111,15 +111,18 @@ class ReproduceArguments:
 
 @dataclass(frozen=True)
 class Run:
+    """One run of the grid; `label` names its folder and table (`task_label`: ``babi1-1k`` for bAbI 1 (1k))."""
+
     task: str
     method: str
     epsilon: float | None
     seed: int
+    label: str
 
     @property
     def name(self) -> str:
         eps = "" if self.epsilon is None else f"-eps{self.epsilon:g}"
-        return f"{self.task}/{self.method}{eps}/seed{self.seed}"
+        return f"{self.label}/{self.method}{eps}/seed{self.seed}"
 
 
 def plan_runs(args: ReproduceArguments, custom: CustomDataArguments | None = None) -> list[Run]:
@@ -128,12 +131,13 @@ def plan_runs(args: ReproduceArguments, custom: CustomDataArguments | None = Non
     With custom data the grid has one task, the user's data.
     """
     grid = GRIDS[args.grid]
-    tasks = [custom.custom_label] if custom is not None and custom.is_custom else args.tasks or grid["tasks"]
+    is_custom = custom is not None and custom.is_custom
+    tasks = [custom.custom_label] if is_custom else args.tasks or grid["tasks"]
     methods = args.methods or grid["methods"]
     seeds = args.seeds or grid["seeds"]
     epsilons = args.epsilons or grid.get("epsilons")
     return [
-        Run(task, method, eps, seed)
+        Run(task, method, eps, seed, task if is_custom else task_label(task, args.babi_size))
         for task in tasks
         for seed in seeds
         for method in methods
@@ -382,7 +386,9 @@ def write_figures(args: ReproduceArguments, table: dict, figures_dir: Path) -> d
             for k, v in sorted(rows.items(), key=lambda kv: _method_order(kv[0])) if k[1] is not None
         ]
         if len({(s["method"], s["epsilon"]) for s in sweep}) > len({s["method"] for s in sweep}):
-            figures[task].append(plot_epsilon_sweep(sweep, figures_dir / f"{task}_epsilon.png"))
+            vanilla = rows.get(("vanilla", None))
+            reference = None if vanilla is None else {"accuracy": vanilla["accuracy"][0], "pearson": vanilla["pearson"][0]}
+            figures[task].append(plot_epsilon_sweep(sweep, figures_dir / f"{task}_epsilon.png", reference))
         report_runs = {}
         for key in sorted(rows, key=_method_order):
             if key[1] not in (None, DEFAULT_EPSILON) and (key[0], DEFAULT_EPSILON) in rows:

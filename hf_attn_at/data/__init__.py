@@ -5,7 +5,7 @@ See :func:`load_task` for the layout and ``docs/DATA.md`` for sources, splits an
 
 from .custom import load_custom
 from .processing import padding_efficiency, prepare_dataset, prepare_task, tokenize_dataset
-from .registry import SOURCES, TASKS, TaskSpec, get_task, load_task
+from .registry import SOURCES, TASKS, TaskSpec, get_task, load_task, task_label
 from .semi_supervised import UNLABELLED, hide_labels, labelled_subset
 
 __all__ = [
@@ -21,5 +21,6 @@ __all__ = [
     "padding_efficiency",
     "prepare_dataset",
     "prepare_task",
+    "task_label",
     "tokenize_dataset",
 ]

@@ -56,6 +56,16 @@ def get_task(name: str) -> TaskSpec:
     return TASKS[name]
 
 
+def task_label(name: str, babi_size: str = "10k") -> str:
+    """A built-in task's name in results, run folders and model cards.
+
+    bAbI tasks carry their size unless it is the paper's 10k (``babi1`` vs ``babi1-1k``), so runs of the two
+    versions never share a folder or a table row.
+    """
+    get_task(name)
+    return f"{name}-{babi_size}" if "babi_size" in TASKS[name].options and babi_size != "10k" else name
+
+
 def load_task(
     name: str, source: str = "hub", data_dir: str | Path | None = None, **options: Any
 ) -> datasets.DatasetDict:

@@ -110,12 +110,18 @@ def plot_agreement(runs: Mapping[str, dict], path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_epsilon_sweep(epsilon_runs: Sequence[Mapping], path: str | Path) -> Path:
+def plot_epsilon_sweep(
+    epsilon_runs: Sequence[Mapping], path: str | Path, reference: Mapping[str, float] | None = None
+) -> Path:
     """Accuracy and mean Pearson's r against ε (log x axis), a line per adversarial method, in one figure.
 
     Args:
         epsilon_runs: dicts with `method`, `epsilon` (> 0), `accuracy` and `pearson` (the mean).
+        reference: `accuracy` and `pearson` of a model trained without perturbation (vanilla), drawn as a
+            dashed horizontal line on both panels.
     """
+    if reference is not None and not {"accuracy", "pearson"} <= set(reference):
+        raise ValueError(f"reference needs 'accuracy' and 'pearson', got {sorted(reference)}")
     required = ("method", "epsilon", "accuracy", "pearson")
     for i, run in enumerate(epsilon_runs):
         missing = [k for k in required if k not in run]
@@ -130,6 +136,9 @@ def plot_epsilon_sweep(epsilon_runs: Sequence[Mapping], path: str | Path) -> Pat
         eps, acc, pearson = zip(*points, strict=True)
         axes[0].plot(eps, acc, marker="o", label=method)
         axes[1].plot(eps, pearson, marker="o", label=method)
+    for ax, key in zip(axes, ("accuracy", "pearson"), strict=True):
+        if reference is not None:
+            ax.axhline(reference[key], color="black", linestyle="--", linewidth=1, label="vanilla")
     for ax, name in zip(axes, ("accuracy", "Pearson's r (mean)"), strict=True):
         ax.set_xscale("log")
         ax.set_xlabel("ε")

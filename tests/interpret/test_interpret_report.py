@@ -14,7 +14,7 @@ from testing_utils import require_shared_data, shared_data_path
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
 from hf_attn_at.interpret import explain_model
 from hf_attn_at.interpret.command import main
-from hf_attn_at.interpret.report import write_report
+from hf_attn_at.interpret.report import plot_epsilon_sweep, write_report
 
 
 def fake_run(tokens: list[list[str]], seed: int) -> dict:
@@ -47,6 +47,15 @@ def test_report_escapes_markup(tmp_path):
         Image.open(tmp_path / name).verify()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["models"]) == {"vanilla", "<b>iat</b>"} and len(metrics["epsilon_runs"]) == 4
+
+
+def test_epsilon_sweep_draws_the_vanilla_reference(tmp_path):
+    sweep = [{"method": "at", "epsilon": e, "accuracy": 0.8, "pearson": 0.3} for e in (0.1, 1.0, 10.0)]
+    plain = np.asarray(Image.open(plot_epsilon_sweep(sweep, tmp_path / "plain.png")))
+    with_ref = np.asarray(Image.open(plot_epsilon_sweep(sweep, tmp_path / "ref.png", {"accuracy": 0.7, "pearson": 0.5})))
+    assert plain.shape == with_ref.shape and (plain != with_ref).any()
+    with pytest.raises(ValueError, match=r"reference needs 'accuracy' and 'pearson', got \['accuracy'\]"):
+        plot_epsilon_sweep(sweep, tmp_path / "bad.png", {"accuracy": 0.7})
 
 
 @pytest.fixture(scope="module")
