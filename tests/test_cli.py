@@ -172,3 +172,56 @@ def test_example_runs_on_two_processes_with_accelerate(tmp_path):
     # 2 processes x 16 examples per device: a global batch of 32.
     assert "Total train batch size (w. parallel, distributed & accumulation) = 32" in proc.stdout + proc.stderr
     assert (out / "model.safetensors").is_file()
+
+
+def test_results_script_commands_parse(tmp_path):
+    """examples/reproduce_results.sh (the from-scratch recipe of docs/RESULTS.md) only uses valid reproduce flags."""
+    from transformers import HfArgumentParser
+
+    from hf_attn_at.arguments import CustomDataArguments
+    from hf_attn_at.cli.reproduce import ReproduceArguments
+
+    fake = tmp_path / "bin" / "hf-attn-at"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                    "open(os.environ['CALLS'], 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    fake.chmod(0o755)
+    calls = tmp_path / "calls.jsonl"
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls)}
+    subprocess.run(["bash", str(REPO_ROOT / "examples" / "reproduce_results.sh")], env=env, check=True,
+                   cwd=REPO_ROOT)
+    argvs = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert len(argvs) >= 2 and all(argv[0] == "reproduce" for argv in argvs)
+    parser = HfArgumentParser((ReproduceArguments, CustomDataArguments))
+    parsed = [parser.parse_args_into_dataclasses(args=argv[1:], return_remaining_strings=True) for argv in argvs]
+    assert all(remaining == [] for *_, remaining in parsed)
+    runs, final = [p[0] for p in parsed[:-1]], parsed[-1][0]
+    assert not any(args.aggregate_only for args in runs)
+    assert final.aggregate_only and final.results_file == "docs/RESULTS.md"
+    assert {args.output_dir for args in runs} == {final.output_dir}
+
+
+def test_claim_verdicts_follow_the_numbers():
+    from hf_attn_at.cli.reproduce import check_claims
+
+    def row(accuracy, pearson=0.0):
+        return {"accuracy": (accuracy, 0.01), "pearson": (pearson, 0.02)}
+
+    table = {
+        # "a": AT is best and both attention methods agree more than vanilla; word AT swings more over ε.
+        "a": {("vanilla", None): row(0.80, 0.30), ("attention_at", 1.0): row(0.85, 0.50),
+              ("attention_iat", 1.0): row(0.84, 0.60),
+              **{("attention_at", e): row(0.85) for e in (0.1, 10.0)},
+              **{("word_at", e): row(acc) for e, acc in ((0.1, 0.8), (1.0, 0.5), (10.0, 0.6))}},
+        # "b": vanilla is best and iAT agrees less than vanilla.
+        "b": {("vanilla", None): row(0.90, 0.40), ("attention_at", 1.0): row(0.70, 0.50),
+              ("attention_iat", 1.0): row(0.60, 0.10)},
+    }
+    text = "\n".join(check_claims(table))
+    assert "**1. Attention AT/iAT give the best prediction performance**: **mixed** (1 of 2 tasks)" in text
+    assert "a: best accuracy by attention_at; b: best accuracy by vanilla" in text
+    assert "(Pearson r)**: **mixed** (1 of 2 tasks)" in text
+    assert "b: vanilla 0.400 ± 0.020 vs attention_at 0.500 ± 0.020, attention_iat 0.100 ± 0.020" in text
+    assert "less sensitive to ε than word AT**: **held** (1 of 1 tasks)" in text
+    assert "attention_at 0.000, word_at 0.300" in text
+    assert "not tested" in "\n".join(check_claims({"c": {("vanilla", None): row(0.5)}}))

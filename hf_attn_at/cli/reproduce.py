@@ -316,8 +316,8 @@ def check_claims(table: dict) -> list[str]:
         if vanilla is None or not ours:
             continue
         ok = all(v["pearson"][0] > vanilla["pearson"][0] for v in ours.values())
-        detail = ", ".join(f"{k[0]} {v['pearson'][0]:.3f}" for k, v in sorted(ours.items(), key=lambda kv: _method_order(kv[0])))
-        verdicts.append((task, ok, f"vanilla {vanilla['pearson'][0]:.3f} vs {detail}"))
+        detail = ", ".join(f"{k[0]} {_fmt(*v['pearson'])}" for k, v in sorted(ours.items(), key=lambda kv: _method_order(kv[0])))
+        verdicts.append((task, ok, f"vanilla {_fmt(*vanilla['pearson'])} vs {detail}"))
     lines.append(_claim(
         "2. Attention AT/iAT correlate more with gradient importance than vanilla (Pearson r)",
         verdicts, lambda t, ok, detail: f"{t}: {detail}",
