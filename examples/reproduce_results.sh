@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Regenerates docs/RESULTS.md, its figures and model_cards/ from scratch with the CPU protocol of
-# docs/RESULTS_NOTES.md (fewer epochs than SPEC §4 for SST, 20News, SNLI and MultiNLI; bAbI 1k for tasks 1-2).
-# Finished runs under $OUT are skipped, so the script resumes where it stopped.
+# Regenerates docs/RESULTS.md, its figures and model_cards/ with the CPU protocol of docs/RESULTS_NOTES.md
+# (fewer epochs than SPEC §4 for SST, 20News, SNLI and MultiNLI; bAbI 1k).
+# Every finished run's small files (metrics, settings, explanations; no weights) are recorded in $RECORDS
+# (default docs/runs, committed): recorded runs and run folders under $OUT count as finished and are skipped,
+# so the script resumes where it stopped, also on another machine. To retrain everything, point RECORDS at an
+# empty folder.
 # Usage (repository root): DATA=../shared/data OUT=../runs/paper bash examples/reproduce_results.sh
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-../runs/paper}
-COMMON=(--data_source local --data_dir "$DATA" --output_dir "$OUT")
+RECORDS=${RECORDS:-docs/runs}
+COMMON=(--data_source local --data_dir "$DATA" --output_dir "$OUT" --records_dir "$RECORDS")
 SWEEP=(--grid sweep --methods attention_at attention_iat word_at --epsilons 0.01 0.1 10 100)
 
 hf-attn-at reproduce --grid paper --tasks sst 20news --num_train_epochs 4 "${COMMON[@]}"
 hf-attn-at reproduce --grid paper --tasks snli mnli --num_train_epochs 3 "${COMMON[@]}"
 hf-attn-at reproduce --grid paper --tasks babi1 babi2 --babi_size 1k "${COMMON[@]}"
-hf-attn-at reproduce --grid paper --tasks babi1 "${COMMON[@]}"   # bAbI 1 (10k), the SPEC's 10 epochs
 hf-attn-at reproduce "${SWEEP[@]}" --tasks sst --num_train_epochs 4 "${COMMON[@]}"
 hf-attn-at reproduce "${SWEEP[@]}" --tasks babi1 --babi_size 1k "${COMMON[@]}"
 hf-attn-at reproduce --grid paper --aggregate_only --results_file docs/RESULTS.md --model_cards_dir model_cards \

@@ -46,6 +46,7 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, M
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
@@ -53,6 +54,7 @@ from transformers import (
     TrainerCallback,
 )
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
 from . import __version__
 
@@ -359,12 +361,13 @@ def card_from_run_dir(
 ) -> ModelCard:
     """Build the card of a run folder from its optional `training_args.json` and `metrics.json`.
 
-    `overrides` (`method`, `epsilon`, `lambda_`, `num_neighbors`, `dataset_name`, ... of
+    A folder with a `config.json` but no weights (a `hf-attn-at reproduce --records_dir` record) is carded from
+    the architecture that the config describes. `overrides` (`method`, `epsilon`, `lambda_`, `num_neighbors`, `dataset_name`, ... of
     `build_model_card`) replace what the files say; a value of `None` is ignored.
     """
     run_dir = Path(run_dir)
     if model is None:
-        model = _load_model(run_dir)
+        model = _load_model(run_dir) if _has_weights(run_dir) else _architecture(run_dir)
     training_args = _read_json(run_dir / TRAINING_ARGS_FILE) if (run_dir / TRAINING_ARGS_FILE).is_file() else {}
     flat = _read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     metrics, interpretability, info = split_metrics(flat)
@@ -461,6 +464,17 @@ def check_repo_id(repo_id: Any) -> str:
     except HFValidationError as e:
         raise ValueError(f"{expected}, got {repo_id!r}: {e}") from e
     return repo_id
+
+
+def _has_weights(run_dir: Path) -> bool:
+    return any((run_dir / name).is_file() for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME))
+
+
+def _architecture(run_dir: Path) -> PreTrainedModel:
+    """The model that `run_dir/config.json` describes, freshly initialised (for its shape and size only)."""
+    if not (run_dir / "config.json").is_file():
+        raise ValueError(f"{str(run_dir)!r} is not a saved model folder: it has no config.json")
+    return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(run_dir))
 
 
 def _load_model(run_dir: Path) -> PreTrainedModel:

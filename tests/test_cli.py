@@ -75,6 +75,8 @@ def test_babi_sizes_get_their_own_run_folders():
 
 @require_shared_data("sst")
 def test_reproduce_tiny_grid_runs_and_resumes(tmp_path, capsys):
+    from hf_attn_at.cli.reproduce import RECORD_FILES
+
     out = tmp_path / "grid"
     argv = ["reproduce", "--grid", "ci", "--output_dir", str(out), *LOCAL]
     assert main([*argv, "--methods", "vanilla"]) == 0
@@ -104,6 +106,26 @@ def test_reproduce_tiny_grid_runs_and_resumes(tmp_path, capsys):
     card = (cards / "sst-attention_at-eps1.md").read_text()
     accuracy = json.loads(at_run.read_text())["metrics"]["test"]["test_accuracy"]
     assert f"value: {accuracy}" in card and "attention_at" in card
+
+    # Records: the aggregation copies the small files of the finished runs (no weights) ...
+    records = tmp_path / "records"
+    aggregate = [*argv, "--methods", "vanilla", "attention_at", "--aggregate_only", "--records_dir", str(records)]
+    assert main([*aggregate, "--model_cards_dir", str(cards)]) == 0
+    record = records / "sst" / "attention_at-eps1" / "seed1"
+    assert sorted(p.name for p in record.iterdir()) == sorted(RECORD_FILES)
+    assert json.loads((record / "results.json").read_text()) == json.loads(at_run.read_text())
+    table_rows = [line for line in results_md.splitlines() if line.startswith("| vanilla") or line.startswith("| attention_at")]
+    # ... and regenerate the same tables and cards once the run folders are gone; recorded runs count as finished.
+    shutil.rmtree(out / "runs")
+    record_cards = tmp_path / "record_cards"
+    assert main([*argv, "--methods", "vanilla", "attention_at", "--records_dir", str(records),
+                 "--model_cards_dir", str(record_cards)]) == 0
+    assert not (out / "runs").exists()
+    regenerated = (out / "RESULTS.md").read_text()
+    assert table_rows and all(row in regenerated for row in table_rows)
+    assert (out / "figures" / "sst_report" / "report.html").is_file()
+    for name in ("sst-vanilla.md", "sst-attention_at-eps1.md"):
+        assert (record_cards / name).read_text() == (cards / name).read_text()
 
 
 @require_shared_data("sst")
@@ -199,6 +221,7 @@ def test_results_script_commands_parse(tmp_path):
     assert not any(args.aggregate_only for args in runs)
     assert final.aggregate_only and final.results_file == "docs/RESULTS.md"
     assert {args.output_dir for args in runs} == {final.output_dir}
+    assert {args.records_dir for args in runs} == {final.records_dir} == {"docs/runs"}
 
 
 def test_claim_verdicts_follow_the_numbers():
@@ -225,3 +248,32 @@ def test_claim_verdicts_follow_the_numbers():
     assert "less sensitive to ε than word AT**: **held** (1 of 1 tasks)" in text
     assert "attention_at 0.000, word_at 0.300" in text
     assert "not tested" in "\n".join(check_claims({"c": {("vanilla", None): row(0.5)}}))
+
+
+def test_finished_runs_merge_run_folders_and_records(tmp_path):
+    from hf_attn_at.cli.reproduce import finished_runs
+
+    def finish(folder, name, accuracy):
+        run = folder / name
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({"accuracy": accuracy}))
+        if folder == out / "runs":
+            (run / "model.safetensors").write_bytes(b"weights")
+        return run
+
+    out, records = tmp_path / "out", tmp_path / "records"
+    stale = finish(records, "sst/vanilla/seed1", 0.1)
+    only_recorded = finish(records, "sst/vanilla/seed2", 0.2)
+    os.utime(stale / "results.json", ns=(0, 0))
+    fresh = finish(out / "runs", "sst/vanilla/seed1", 0.3)
+    new = finish(out / "runs", "snli/attention_at-eps1/seed1", 0.4)
+    (out / "runs" / "sst" / "vanilla" / "unfinished").mkdir()
+
+    assert finished_runs(out) == {"snli/attention_at-eps1/seed1": new, "sst/vanilla/seed1": fresh}
+    assert finished_runs(out, records) == {
+        "snli/attention_at-eps1/seed1": new, "sst/vanilla/seed1": fresh, "sst/vanilla/seed2": only_recorded,
+    }
+    # Run folders newer than their record (or not recorded) were recorded, without their weights.
+    assert json.loads((stale / "results.json").read_text()) == {"accuracy": 0.3}
+    assert json.loads((records / "snli/attention_at-eps1/seed1/results.json").read_text()) == {"accuracy": 0.4}
+    assert not list(records.glob("**/model.safetensors"))

@@ -11,6 +11,11 @@ finishes (with the command that ran it): finished runs are skipped, and an inter
 last checkpoint. Aggregation reads every `results.json` under `OUTPUT_DIR/runs` (so separate invocations, such
 as a grid and an ε sweep, share one report) and writes `RESULTS.md` (or `--results_file`), the ε-sweep figures,
 a heat-map report per task and, with `--model_cards_dir`, one generated model card per task × method.
+
+With `--records_dir`, each finished run's small files (`RECORD_FILES`: metrics, settings, explanations; no
+weights) are also copied to `RECORDS_DIR/<task>/<method>[-eps<ε>]/seed<seed>/`. A recorded run counts as finished
+and is aggregated like a run folder, so a committed records folder regenerates the report without the run
+folders, and a grid can be completed over several machines or sessions.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import math
 import shlex
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -63,6 +69,8 @@ GRIDS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_EPSILON = 1.0
+# What `--records_dir` keeps of a run folder: enough to aggregate tables, figures, reports and model cards.
+RECORD_FILES = ("results.json", "metrics.json", "training_args.json", "config.json", "explanation.json")
 
 
 @dataclass
@@ -94,6 +102,10 @@ class ReproduceArguments:
     )
     model_cards_dir: str | None = field(
         default=None, metadata={"help": "Also write one generated model card per task x method here (first seed)."}
+    )
+    records_dir: str | None = field(
+        default=None, metadata={"help": "Also copy each finished run's small files (no weights) here; runs recorded "
+                                        "here count as finished and are aggregated (e.g. docs/runs)."}
     )
     aggregate_only: bool = field(default=False, metadata={"help": "Skip training; aggregate finished runs."})
 
@@ -208,7 +220,8 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
 
     root = Path(args.output_dir) / "runs"
     runs = plan_runs(args, custom)
-    todo = [r for r in runs if not (root / r.name / "results.json").is_file()]
+    finished = finished_runs(args.output_dir, args.records_dir)
+    todo = [r for r in runs if r.name not in finished]
     logger.info("%d runs in the grid, %d finished, %d to run", len(runs), len(runs) - len(todo), len(todo))
     if args.aggregate_only:
         return
@@ -219,11 +232,39 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
         run_experiment(*run_arguments(args, run, run_dir, custom))
         if done.is_file():  # written by the main process only
             done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
+            if args.records_dir:
+                record_run(run_dir, Path(args.records_dir) / run.name)
 
 
-def finished_results(output_dir: str | Path) -> list[dict]:
-    """Every finished run under `output_dir/runs` (this grid's and earlier invocations', e.g. an ε sweep)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(output_dir).glob("runs/*/*/seed*/results.json"))]
+def record_run(run_dir: Path, record_dir: Path) -> Path:
+    """Copy the `RECORD_FILES` that a finished run folder has into `record_dir` (created); returns `record_dir`."""
+    record_dir.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, record_dir / name)
+    return record_dir
+
+
+def finished_runs(output_dir: str | Path, records_dir: str | Path | None = None) -> dict[str, Path]:
+    """Run name (`<task>/<method>[-eps<ε>]/seed<seed>`) -> the folder holding its `results.json`, sorted by name.
+
+    Run folders under `output_dir/runs` (this grid's and earlier invocations', e.g. an ε sweep) take precedence
+    over records under `records_dir`; with `records_dir`, run folders not yet recorded there are recorded.
+    """
+    def by_name(root: Path) -> dict[str, Path]:
+        return {p.parent.relative_to(root).as_posix(): p.parent for p in root.glob("*/*/seed*/results.json")}
+
+    runs = by_name(Path(output_dir) / "runs")
+    records = {} if records_dir is None else by_name(Path(records_dir))
+    if records_dir is not None:
+        for name, run_dir in runs.items():
+            if name not in records or _newer(run_dir, records[name]):
+                records[name] = record_run(run_dir, Path(records_dir) / name)
+    return dict(sorted({**records, **runs}.items()))
+
+
+def _newer(run_dir: Path, record_dir: Path) -> bool:
+    return (run_dir / "results.json").stat().st_mtime_ns > (record_dir / "results.json").stat().st_mtime_ns
 
 
 # ----------------------------------------------------------------------------------------------- aggregation
@@ -373,11 +414,18 @@ def _report_run(result_dir: Path) -> dict:
     }
 
 
-def write_figures(args: ReproduceArguments, table: dict, figures_dir: Path) -> dict[str, list[Path]]:
+def _first_seed(run_dirs: dict[str, Path], task: str, name: str) -> Path | None:
+    """The folder of the lowest-numbered seed of `task/name` (`name` is `<method>[-eps<ε>]`), if any."""
+    prefix = f"{task}/{name}/seed"
+    seeds = {int(run[len(prefix):]): d for run, d in run_dirs.items()
+             if run.startswith(prefix) and run[len(prefix):].isdigit()}
+    return seeds[min(seeds)] if seeds else None
+
+
+def write_figures(table: dict, run_dirs: dict[str, Path], figures_dir: Path) -> dict[str, list[Path]]:
     """Per task: an ε-sweep figure (when the grid has several ε) and a heat-map report of the first seed."""
     from ..interpret.report import plot_epsilon_sweep, write_report
 
-    root = Path(args.output_dir) / "runs"
     figures: dict[str, list[Path]] = defaultdict(list)
     figures_dir.mkdir(parents=True, exist_ok=True)
     for task, rows in table.items():
@@ -394,9 +442,9 @@ def write_figures(args: ReproduceArguments, table: dict, figures_dir: Path) -> d
             if key[1] not in (None, DEFAULT_EPSILON) and (key[0], DEFAULT_EPSILON) in rows:
                 continue
             eps = "" if key[1] is None else f"-eps{key[1]:g}"
-            seed_dirs = sorted((root / task / f"{key[0]}{eps}").glob("seed*/results.json"))
-            if seed_dirs:
-                report_runs[f"{key[0]}{eps}"] = _report_run(seed_dirs[0].parent)
+            run_dir = _first_seed(run_dirs, task, f"{key[0]}{eps}")
+            if run_dir is not None:
+                report_runs[f"{key[0]}{eps}"] = _report_run(run_dir)
         if report_runs:
             report = write_report(report_runs, figures_dir / f"{task}_report", num_examples=3,
                                   title=f"{task}: attention vs gradient importance")
@@ -404,11 +452,10 @@ def write_figures(args: ReproduceArguments, table: dict, figures_dir: Path) -> d
     return figures
 
 
-def write_model_cards(args: ReproduceArguments, table: dict, out_dir: Path) -> list[Path]:
-    """`<task>-<method>[-eps<ε>].md` from the first seed's run folder of every table row (generated cards)."""
+def write_model_cards(table: dict, run_dirs: dict[str, Path], out_dir: Path) -> list[Path]:
+    """`<task>-<method>[-eps<ε>].md` from the first seed's run folder (or record) of every table row."""
     from ..hub import card_from_run_dir
 
-    root = Path(args.output_dir) / "runs"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for task, rows in table.items():
@@ -416,20 +463,22 @@ def write_model_cards(args: ReproduceArguments, table: dict, out_dir: Path) -> l
             if eps not in (None, DEFAULT_EPSILON):
                 continue  # ε-sweep rows get no card
             name = f"{method}{'' if eps is None else f'-eps{eps:g}'}"
-            runs = sorted((root / task / name).glob("seed*/results.json"))
-            if runs:
+            run_dir = _first_seed(run_dirs, task, name)
+            if run_dir is not None:
                 path = out_dir / f"{task}-{name}.md"
-                card_from_run_dir(runs[0].parent).save(path)
+                card_from_run_dir(run_dir).save(path)
                 written.append(path)
     return written
 
 
-def write_results(args: ReproduceArguments, results: list[dict], elapsed: float, command: str) -> Path:
+def write_results(args: ReproduceArguments, run_dirs: dict[str, Path], elapsed: float, command: str) -> Path:
+    """RESULTS.md (tables, claims, notes, figures) and the model cards from the finished runs `run_dirs`."""
+    results = [json.loads((d / "results.json").read_text()) for d in run_dirs.values()]
     table = summarize(results)
     results_file = Path(args.results_file or Path(args.output_dir) / "RESULTS.md")
-    figures = write_figures(args, table, results_file.parent / "figures")
+    figures = write_figures(table, run_dirs, results_file.parent / "figures")
     if args.model_cards_dir:
-        cards = write_model_cards(args, table, Path(args.model_cards_dir))
+        cards = write_model_cards(table, run_dirs, Path(args.model_cards_dir))
         logger.info("wrote %d model cards to %s", len(cards), args.model_cards_dir)
     lines = [
         "# Results", "",
@@ -479,10 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "hf-attn-at reproduce " + " ".join(shlex.quote(a) for a in argv)
     start = time.perf_counter()
     execute(args, command, custom)
-    results = finished_results(args.output_dir)
-    if not results:
-        raise ValueError(f"no finished run under {Path(args.output_dir) / 'runs'} to aggregate")
-    results_file = write_results(args, results, time.perf_counter() - start, command)
-    print_summary(results)
+    run_dirs = finished_runs(args.output_dir, args.records_dir)
+    if not run_dirs:
+        where = Path(args.output_dir) / "runs"
+        raise ValueError(f"no finished run under {where}" + (f" or {args.records_dir}" if args.records_dir else "")
+                         + " to aggregate")
+    results_file = write_results(args, run_dirs, time.perf_counter() - start, command)
+    print_summary([json.loads((d / "results.json").read_text()) for d in run_dirs.values()])
     print(f"results: {results_file}")
     return 0
