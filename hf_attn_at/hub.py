@@ -362,12 +362,12 @@ def card_from_run_dir(
     """Build the card of a run folder from its optional `training_args.json` and `metrics.json`.
 
     A folder with a `config.json` but no weights (a `hf-attn-at reproduce --records_dir` record) is carded from
-    the architecture that the config describes. `overrides` (`method`, `epsilon`, `lambda_`, `num_neighbors`, `dataset_name`, ... of
-    `build_model_card`) replace what the files say; a value of `None` is ignored.
+    the architecture that the config describes. `overrides` (`method`, `epsilon`, `lambda_`, `num_neighbors`,
+    `dataset_name`, ... of `build_model_card`) replace what the files say; a value of `None` is ignored.
     """
     run_dir = Path(run_dir)
     if model is None:
-        model = _load_model(run_dir) if _has_weights(run_dir) else _architecture(run_dir)
+        model = _load_model(run_dir, architecture_only=not _has_weights(run_dir))
     training_args = _read_json(run_dir / TRAINING_ARGS_FILE) if (run_dir / TRAINING_ARGS_FILE).is_file() else {}
     flat = _read_json(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else {}
     metrics, interpretability, info = split_metrics(flat)
@@ -470,17 +470,14 @@ def _has_weights(run_dir: Path) -> bool:
     return any((run_dir / name).is_file() for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME))
 
 
-def _architecture(run_dir: Path) -> PreTrainedModel:
-    """The model that `run_dir/config.json` describes, freshly initialised (for its shape and size only)."""
-    if not (run_dir / "config.json").is_file():
-        raise ValueError(f"{str(run_dir)!r} is not a saved model folder: it has no config.json")
-    return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(run_dir))
-
-
-def _load_model(run_dir: Path) -> PreTrainedModel:
+def _load_model(run_dir: Path, *, architecture_only: bool = False) -> PreTrainedModel:
+    """The saved model of `run_dir`; with `architecture_only`, the model its config describes, freshly initialised
+    (for its shape and size only)."""
     # Importing hf_attn_at (this module's package) registered the model type with the Auto classes.
     if not (run_dir / "config.json").is_file():
         raise ValueError(f"{str(run_dir)!r} is not a saved model folder: it has no config.json")
+    if architecture_only:
+        return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(run_dir))
     return AutoModelForSequenceClassification.from_pretrained(run_dir)
 
 

@@ -471,9 +471,11 @@ def write_model_cards(table: dict, run_dirs: dict[str, Path], out_dir: Path) -> 
     return written
 
 
-def write_results(args: ReproduceArguments, run_dirs: dict[str, Path], elapsed: float, command: str) -> Path:
-    """RESULTS.md (tables, claims, notes, figures) and the model cards from the finished runs `run_dirs`."""
-    results = [json.loads((d / "results.json").read_text()) for d in run_dirs.values()]
+def write_results(
+    args: ReproduceArguments, run_dirs: dict[str, Path], results: list[dict], elapsed: float, command: str
+) -> Path:
+    """RESULTS.md (tables, claims, notes, figures) and the model cards from the finished runs `run_dirs`, whose
+    `results.json` contents are `results`."""
     table = summarize(results)
     results_file = Path(args.results_file or Path(args.output_dir) / "RESULTS.md")
     figures = write_figures(table, run_dirs, results_file.parent / "figures")
@@ -533,7 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = Path(args.output_dir) / "runs"
         raise ValueError(f"no finished run under {where}" + (f" or {args.records_dir}" if args.records_dir else "")
                          + " to aggregate")
-    results_file = write_results(args, run_dirs, time.perf_counter() - start, command)
-    print_summary([json.loads((d / "results.json").read_text()) for d in run_dirs.values()])
+    results = [json.loads((d / "results.json").read_text()) for d in run_dirs.values()]
+    results_file = write_results(args, run_dirs, results, time.perf_counter() - start, command)
+    print_summary(results)
     print(f"results: {results_file}")
     return 0
