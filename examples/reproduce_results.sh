@@ -18,5 +18,6 @@ hf-attn-at reproduce --grid paper --tasks snli mnli --num_train_epochs 3 "${COMM
 hf-attn-at reproduce --grid paper --tasks babi1 babi2 --babi_size 1k "${COMMON[@]}"
 hf-attn-at reproduce "${SWEEP[@]}" --tasks sst --num_train_epochs 4 "${COMMON[@]}"
 hf-attn-at reproduce "${SWEEP[@]}" --tasks babi1 --babi_size 1k "${COMMON[@]}"
+hf-attn-at reproduce "${SWEEP[@]}" --tasks snli --num_train_epochs 3 "${COMMON[@]}"
 hf-attn-at reproduce --grid paper --aggregate_only --results_file docs/RESULTS.md --model_cards_dir model_cards \
     --notes_file docs/RESULTS_NOTES.md "${COMMON[@]}"

@@ -18,7 +18,14 @@ from typing import Any
 
 import datasets
 import torch
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, set_seed
+from transformers import (
+    DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
+    TrainerCallback,
+    TrainerState,
+    set_seed,
+)
+from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import DataArguments, ModelArguments
@@ -42,6 +49,35 @@ logger = logging.getLogger(__name__)
 PAPER_OPTIMIZER = (torch.optim.Adam, {"amsgrad": True})
 NUM_HEATMAP_EXAMPLES = 25
 EVAL_SAMPLE_SEED = 0
+
+
+class RunClock(TrainerCallback, ExportableState):
+    """Wall time of a run, saved in every checkpoint's `trainer_state.json` so a resumed run reports the time of
+    the whole run (up to the checkpoint it resumed from, plus the resumed part), not only the resumed part.
+
+    Args:
+        elapsed (`float`, *optional*, defaults to 0): seconds already spent before this process started.
+    """
+
+    def __init__(self, elapsed: float = 0.0):
+        self.before = elapsed
+        self.start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"elapsed": self.elapsed}, "attributes": {}}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | None) -> RunClock:
+        """A clock continuing the one saved in `checkpoint` (a fresh one without checkpoint or saved clock)."""
+        state_file = Path(checkpoint or "") / "trainer_state.json"
+        if checkpoint is None or not state_file.is_file():
+            return cls()
+        saved = TrainerState.load_from_json(str(state_file)).stateful_callbacks.get(cls.__name__)
+        return cls(**saved["args"]) if isinstance(saved, dict) else cls()
 
 
 def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, PreTrainedTokenizerBase]:
@@ -134,11 +170,16 @@ def run_experiment(
 
     Returns the content of `results.json`: `metrics` (per split), `agreement`, `train_runtime`, settings.
     """
-    start = time.perf_counter()
+    output_dir = Path(training_args.output_dir)
+    resume = training_args.resume_from_checkpoint
+    if resume is None and output_dir.is_dir():
+        resume = get_last_checkpoint(str(output_dir))
+        if resume:
+            logger.info("resuming from %s", resume)
+    clock = RunClock.from_checkpoint(resume)
     set_seed(training_args.seed)
     dsd, tokenizer = load_data(data_args, training_args.seed)
     model = build_model(model_args, tokenizer, dsd["train"], data_args.is_pair)
-    output_dir = Path(training_args.output_dir)
     trainer = AdversarialTrainer(
         model=model,
         args=training_args,
@@ -148,13 +189,8 @@ def run_experiment(
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=PAPER_OPTIMIZER,
-        callbacks=[ModelCardCallback(dataset_name=data_args.dataset_label)],
+        callbacks=[ModelCardCallback(dataset_name=data_args.dataset_label), clock],
     )
-    resume = training_args.resume_from_checkpoint
-    if resume is None and output_dir.is_dir():
-        resume = get_last_checkpoint(str(output_dir))
-        if resume:
-            logger.info("resuming from %s", resume)
     train_output = trainer.train(resume_from_checkpoint=resume)
 
     test_splits = [split for split in dsd if split.startswith("test")]
@@ -186,7 +222,7 @@ def run_experiment(
         "data_args": asdict(data_args),
         "num_examples": {split: len(ds) for split, ds in dsd.items()},
         "train_runtime": train_output.metrics.get("train_runtime"),
-        "total_runtime": time.perf_counter() - start,
+        "total_runtime": clock.elapsed,
     }
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))

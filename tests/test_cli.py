@@ -141,13 +141,20 @@ def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
     # Simulate a crash after step 2: drop the final checkpoint and results.
     shutil.rmtree(run / "checkpoint-4")
     (run / "results.json").unlink()
+    # The run clock saved with the checkpoint continues: pretend the first 2 steps took 1000 s.
+    state_file = run / "checkpoint-2" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert 0 < state["stateful_callbacks"]["RunClock"]["args"]["elapsed"] < 1000
+    state["stateful_callbacks"]["RunClock"]["args"]["elapsed"] = 1000.0
+    state_file.write_text(json.dumps(state))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="hf_attn_at"):
         assert main([*argv, "--num_train_epochs", "2"]) == 0
     assert f"resuming from {run / 'checkpoint-2'}" in caplog.text
     state = json.loads((run / "checkpoint-8" / "trainer_state.json").read_text())
     assert state["global_step"] == 8
-    assert (run / "results.json").is_file()
+    resumed = json.loads((run / "results.json").read_text())
+    assert 1000 < resumed["total_runtime"] < 1000 + resumed["train_runtime"] + 300
 
 
 EXAMPLE_ARGS = [*TINY_MODEL, *LOCAL, "--max_train_samples", "96", "--max_eval_samples", "48",

@@ -250,3 +250,15 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, method):
     )
     for (name, a), b in zip(straight.named_parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_training_is_bitwise_repeatable(tmp_path, method):
+    """Same seed, data and thread count: identical weights (dropout, shuffling and RP/iAT noise are all seeded)."""
+    data = make_examples(48, seed=5, max_len=30)
+    common = {"num_train_epochs": 2, "optim": "adamw_torch", "learning_rate": 1e-2, "train_sampling_strategy": "random"}
+    models = [tiny_model(dropout=0.2) for _ in range(2)]
+    for k, model in enumerate(models):
+        make_trainer(tmp_path / str(k), method, model, data, **common).train()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters(), strict=True):
+        assert torch.equal(a, b), name
