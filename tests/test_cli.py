@@ -284,3 +284,13 @@ def test_finished_runs_merge_run_folders_and_records(tmp_path):
     assert json.loads((stale / "results.json").read_text()) == {"accuracy": 0.3}
     assert json.loads((records / "snli/attention_at-eps1/seed1/results.json").read_text()) == {"accuracy": 0.4}
     assert not list(records.glob("**/model.safetensors"))
+
+
+def test_summary_columns_fit_long_task_labels(capsys):
+    from hf_attn_at.cli.reproduce import print_summary
+
+    record = json.loads((REPO_ROOT / "docs" / "runs" / "babi1-1k" / "attention_at-eps1" / "seed1" / "results.json").read_text())
+    print_summary([record])
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[:2] == ["task", "method"]
+    assert row.split()[:3] == ["babi1-1k", "attention_at", "1"]

@@ -509,12 +509,13 @@ def write_results(
 
 def print_summary(results: list[dict]) -> None:
     table = summarize(results)
-    print(f"{'task':<8}{'method':<16}{'ε':>6}{'accuracy':>18}{'F1':>18}{'Pearson r':>18}{'Kendall τ':>18}")
+    width = max([len("task"), *map(len, table)]) + 2
+    print(f"{'task':<{width}}{'method':<16}{'ε':>6}{'accuracy':>18}{'F1':>18}{'Pearson r':>18}{'Kendall τ':>18}")
     for task, rows in table.items():
         for key in sorted(rows, key=_method_order):
             row = rows[key]
             eps = "–" if key[1] is None else f"{key[1]:g}"
-            print(f"{task:<8}{key[0]:<16}{eps:>6}{_fmt(*row['accuracy']):>18}{_fmt(*row['f1']):>18}"
+            print(f"{task:<{width}}{key[0]:<16}{eps:>6}{_fmt(*row['accuracy']):>18}{_fmt(*row['f1']):>18}"
                   f"{_fmt(*row['pearson']):>18}{_fmt(*row['kendall']):>18}")
 
 
