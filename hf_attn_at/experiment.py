@@ -73,8 +73,8 @@ class RunClock(TrainerCallback, ExportableState):
     @classmethod
     def from_checkpoint(cls, checkpoint: str | None) -> RunClock:
         """A clock continuing the one saved in `checkpoint` (a fresh one without checkpoint or saved clock)."""
-        state_file = Path(checkpoint or "") / "trainer_state.json"
-        if checkpoint is None or not state_file.is_file():
+        state_file = Path(checkpoint) / "trainer_state.json" if checkpoint else None
+        if state_file is None or not state_file.is_file():
             return cls()
         saved = TrainerState.load_from_json(str(state_file)).stateful_callbacks.get(cls.__name__)
         return cls(**saved["args"]) if isinstance(saved, dict) else cls()
