@@ -311,21 +311,26 @@ def word_iat_perturbation(
     Returns a [`Perturbation`] whose `delta` has `embeds`' shape.
     """
     _check_epsilon(epsilon)
-    batch_size, seq_len, embed_size = embeds.shape
+    batch_size, seq_len, _ = embeds.shape
     dtype = _work_dtype(embeds.dtype)
     valid = _expand_mask(mask, embeds)  # (B, T, 1)
     unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
     neighbor_ids = nearest_neighbors(unique_ids, embedding_matrix, num_neighbors, exclude_ids)[inverse]  # (B, T, K)
-    neighbors = embedding_matrix.detach().to(dtype)[neighbor_ids]  # (B, T, K, E)
-    directions = _unit(neighbors - embeds.detach().to(dtype).unsqueeze(2)) * valid.unsqueeze(-1)
-    directions = directions.view(batch_size, seq_len * num_neighbors, embed_size)
-    # Spread each position's gradient over its K directions: ⟨d_tk, g_t⟩ summed over E.
+    # The only (B, T, K, E) tensor: the differences w_k − w_t, kept unnormalised; 1/‖w_k − w_t‖ is folded into the
+    # (B, T, K) weights. Zero or non-finite differences and padding give zero directions.
+    diffs = embedding_matrix.detach().to(dtype)[neighbor_ids]
+    diffs.sub_(embeds.detach().to(dtype).unsqueeze(2))
+    norms = torch.linalg.vector_norm(diffs, dim=-1)  # (B, T, K)
+    usable = (norms > 0) & torch.isfinite(norms) & valid
+    diffs.masked_fill_(~usable.unsqueeze(-1), 0.0)
+    inv_norms = torch.where(usable, torch.where(usable, norms, torch.ones_like(norms)).reciprocal(), torch.zeros_like(norms))
     grad = torch.where(valid, grad.detach().to(dtype), torch.zeros((), dtype=dtype, device=grad.device))
-    grad_rep = grad.unsqueeze(2).expand(-1, -1, num_neighbors, -1).reshape(batch_size, seq_len * num_neighbors, embed_size)
-    finite = torch.isfinite(grad_rep).flatten(1).all(dim=1)
-    weights = (directions * torch.where(finite.view(-1, 1, 1), grad_rep, torch.zeros_like(grad_rep))).sum(-1)
-    alpha, zeroed = _scale_to_epsilon(weights, epsilon)  # (B, T*K)
-    delta = (alpha.unsqueeze(-1) * directions).view(batch_size, seq_len, num_neighbors, embed_size).sum(2)
+    finite = torch.isfinite(grad).flatten(1).all(dim=1)
+    grad = torch.where(finite.view(-1, 1, 1), grad, torch.zeros_like(grad))
+    weights = torch.matmul(diffs, grad.unsqueeze(-1)).squeeze(-1) * inv_norms  # g_tk = ⟨d_tk, ∂L/∂w_t⟩, (B, T, K)
+    alpha, zeroed = _scale_to_epsilon(weights.flatten(1), epsilon)  # over all (t, k) of an example
+    coefficients = alpha.view_as(weights) * inv_norms  # α*_tk / ‖w_k − w_t‖
+    delta = torch.matmul(coefficients.unsqueeze(-2), diffs).squeeze(-2)  # r_t = Σ_k α*_tk d_tk, (B, T, E)
     zeroed = zeroed | ~finite
     if normalize:
         delta, zeroed_norm = _scale_to_epsilon(delta, epsilon)

@@ -227,6 +227,17 @@ def test_word_iat_matches_reference_and_lies_in_span():
     assert ((result.delta * grad).flatten(1).sum(1) > 0).all()
 
 
+def test_word_iat_duplicate_neighbour_gives_zero_direction():
+    # Token 3 at the origin; its neighbours: 4 (a duplicate, distance 0), 5 = (1, 0) and 6 = (0, 2).
+    matrix = torch.tensor([[9.0, 9.0], [9.0, -9.0], [-9.0, 9.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    ids = torch.tensor([[3]])
+    grad = torch.tensor([[[3.0, 4.0]]])
+    result = word_iat_perturbation(matrix[ids], grad, torch.ones(1, 1), ids, matrix, EPS, num_neighbors=3, exclude_ids=[0, 1, 2])
+    # g = (0, 3, 4) over the directions (0, e1, e2): α* = ε g / 5, r = ε (0.6, 0.8).
+    torch.testing.assert_close(result.delta, torch.tensor([[[0.6 * EPS, 0.8 * EPS]]]))
+    assert int(result.num_zeroed) == 0
+
+
 # ---------------------------------------------------------------- AT on the real model (float64)
 
 
