@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data, subprocess_env
 
@@ -294,3 +295,29 @@ def test_summary_columns_fit_long_task_labels(capsys):
     header, row = capsys.readouterr().out.splitlines()
     assert header.split()[:2] == ["task", "method"]
     assert row.split()[:3] == ["babi1-1k", "attention_at", "1"]
+
+
+def test_one_class_runs_are_flagged_in_tables():
+    from hf_attn_at.cli.reproduce import markdown_tables, predicts_one_class, summarize
+    from hf_attn_at.metrics import classification_metrics
+
+    labels = np.random.default_rng(0).integers(0, 3, 200)
+
+    def result(predictions, seed):
+        logits = np.eye(3)[predictions]
+        metrics = {f"test_{k}": v for k, v in classification_metrics(logits, labels).items()}
+        return {"task": "snli", "method": "word_at", "epsilon": 1.0, "seed": seed, "num_labels": 3,
+                "agreement_split": "test", "metrics": {"test": metrics}, "total_runtime": 60.0,
+                "agreement": {"agreement_pearson": 0.9, "agreement_kendall": 0.6}}
+
+    one_class = result(np.full(200, 1), 1)
+    almost = result(np.r_[np.full(199, 1), [2]], 2)
+    wrong_everywhere = result((labels + 1) % 3, 3)
+    assert predicts_one_class(one_class)
+    assert not predicts_one_class(almost) and not predicts_one_class(wrong_everywhere)
+    assert not predicts_one_class({**one_class, "num_labels": None})
+
+    results = [one_class, almost, wrong_everywhere]
+    text = "\n".join(markdown_tables(summarize(results), results))
+    assert "| word_at † | 1 |" in text and "| 3 (1 †) |" in text
+    assert "n seeds predict one class for every test example" in text

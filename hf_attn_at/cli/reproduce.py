@@ -286,8 +286,31 @@ def _test_metric(result: dict, name: str) -> float | None:
     return result["metrics"][split].get(f"{split}_{name}")
 
 
+def load_result(run_dir: Path) -> dict:
+    """A finished run's `results.json`, with `num_labels` from its `config.json` (for `predicts_one_class`)."""
+    result = json.loads((run_dir / "results.json").read_text())
+    config = run_dir / "config.json"
+    if config.is_file():
+        result["num_labels"] = len(json.loads(config.read_text())["id2label"])
+    return result
+
+
+def predicts_one_class(result: dict) -> bool:
+    """Whether the run predicted one class for every test example (a collapsed model), told from its metrics.
+
+    Predicting only a class whose test share is p > 0 gives accuracy p and macro F1 2p / ((1 + p) n) over the n
+    labels; other predictions meet this identity only by coincidence. n is the model's `num_labels`, so a test set
+    lacking some label is never flagged.
+    """
+    accuracy, macro_f1, n = _test_metric(result, "accuracy"), _test_metric(result, "macro_f1"), result.get("num_labels")
+    if accuracy is None or macro_f1 is None or not n or not accuracy > 0:
+        return False
+    return math.isclose(macro_f1, 2 * accuracy / ((1 + accuracy) * n), rel_tol=1e-9)
+
+
 def summarize(results: list[dict]) -> dict[str, dict[tuple[str, float | None], dict[str, Any]]]:
-    """task -> (method, ε) -> mean/std of accuracy, F1, Pearson, Kendall over seeds, and the run time."""
+    """task -> (method, ε) -> mean/std of accuracy, F1, Pearson, Kendall over seeds, the number of seeds that
+    predict one class (`predicts_one_class`), and the run time."""
     groups: dict[str, dict[tuple[str, float | None], list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         groups[r["task"]][(r["method"], r["epsilon"])].append(r)
@@ -301,6 +324,7 @@ def summarize(results: list[dict]) -> dict[str, dict[tuple[str, float | None], d
                 "pearson": _mean_std([r["agreement"]["agreement_pearson"] for r in rs]),
                 "kendall": _mean_std([r["agreement"]["agreement_kendall"] for r in rs]),
                 "seeds": len(rs),
+                "one_class": sum(predicts_one_class(r) for r in rs),
                 "minutes": sum(r["total_runtime"] for r in rs) / 60,
                 "split": rs[0]["agreement_split"],
             }
@@ -325,10 +349,14 @@ def markdown_tables(table: dict, results: list[dict]) -> list[str]:
             row = rows[key]
             eps = "–" if key[1] is None else f"{key[1]:g}"
             f1 = f"{_fmt(*row['f1'])} | " if binary else ""
+            method, seeds = (f"{key[0]} †", f"{row['seeds']} ({row['one_class']} †)") if row["one_class"] else (key[0], row["seeds"])
             lines.append(
-                f"| {key[0]} | {eps} | {_fmt(*row['accuracy'])} | {f1}{_fmt(*row['pearson'])} | "
-                f"{_fmt(*row['kendall'])} | {row['seeds']} | {row['minutes']:.1f} |"
+                f"| {method} | {eps} | {_fmt(*row['accuracy'])} | {f1}{_fmt(*row['pearson'])} | "
+                f"{_fmt(*row['kendall'])} | {seeds} | {row['minutes']:.1f} |"
             )
+        if any(row["one_class"] for row in rows.values()):
+            lines += ["", "† (n †): n seeds predict one class for every test example (accuracy = that class's share); "
+                          "the agreement of such a collapsed model says nothing about a working one."]
         lines += ["", "Produced by:", "", "```", *commands, "```", ""]
     return lines
 
@@ -536,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = Path(args.output_dir) / "runs"
         raise ValueError(f"no finished run under {where}" + (f" or {args.records_dir}" if args.records_dir else "")
                          + " to aggregate")
-    results = [json.loads((d / "results.json").read_text()) for d in run_dirs.values()]
+    results = [load_result(d) for d in run_dirs.values()]
     results_file = write_results(args, run_dirs, results, time.perf_counter() - start, command)
     print_summary(results)
     print(f"results: {results_file}")
