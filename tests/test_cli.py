@@ -321,3 +321,13 @@ def test_one_class_runs_are_flagged_in_tables():
     text = "\n".join(markdown_tables(summarize(results), results))
     assert "| word_at † | 1 |" in text and "| 3 (1 †) |" in text
     assert "n seeds predict one class for every test example" in text
+
+
+def test_table_titles_name_the_babi_size():
+    from hf_attn_at.cli.reproduce import markdown_tables, summarize
+
+    records = [json.loads((REPO_ROOT / "docs" / "runs" / task / "vanilla" / "seed1" / "results.json").read_text())
+               for task in ("babi1", "babi1-1k", "sst")]
+    titles = [line for line in markdown_tables(summarize(records), records) if line.startswith("### ")]
+    assert titles == ["### babi1 (bAbI task 1, 10k version) (test split: `test`)",
+                      "### babi1-1k (test split: `test`)", "### sst (test split: `test`)"]

@@ -336,13 +336,22 @@ def _method_order(key: tuple[str, float | None]) -> tuple[int, float]:
     return ALL_METHODS.index(method), eps or 0.0
 
 
+def _task_title(task: str, results: list[dict]) -> str:
+    """`task`, with the size spelled out for a bAbI task's 10k version (labelled `babi1`, next to `babi1-1k`)."""
+    data_args = next((r.get("data_args") or {} for r in results if r["task"] == task), {})
+    name, size = data_args.get("task_name"), data_args.get("babi_size")
+    if name == task and name in TASKS and "babi_size" in TASKS[name].options:
+        return f"{task} (bAbI task {name.removeprefix('babi')}, {size} version)"
+    return task
+
+
 def markdown_tables(table: dict, results: list[dict]) -> list[str]:
     lines = []
     for task, rows in table.items():
         commands = sorted({r.get("command", "(not recorded)") for r in results if r["task"] == task})
         binary = task in BINARY_TASKS
         split = next(iter(rows.values()))["split"]
-        lines += [f"### {task} (test split: `{split}`)", ""]
+        lines += [f"### {_task_title(task, results)} (test split: `{split}`)", ""]
         head = "| method | ε | accuracy | " + ("F1 | " if binary else "") + "Pearson r | Kendall τ | seeds | minutes |"
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for key in sorted(rows, key=_method_order):
