@@ -311,7 +311,6 @@ def word_iat_perturbation(
     Returns a [`Perturbation`] whose `delta` has `embeds`' shape.
     """
     _check_epsilon(epsilon)
-    batch_size, seq_len, _ = embeds.shape
     dtype = _work_dtype(embeds.dtype)
     valid = _expand_mask(mask, embeds)  # (B, T, 1)
     unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
