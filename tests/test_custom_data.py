@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 import subprocess
 import sys
 
@@ -94,7 +95,8 @@ def test_reproduce_compares_methods_on_your_data_then_explain(tmp_path, reviews,
     for name in ("vanilla/seed1", "attention_iat-eps1/seed1"):
         assert json.loads((runs / name / "results.json").read_text())["task"] == "reviews"
     results_md = (out / "RESULTS.md").read_text()
-    assert "### reviews (test split: `test`)" in results_md and "| attention_iat | 1 |" in results_md
+    # († marks a tiny model that predicts one class for all 24 test reviews.)
+    assert "### reviews (test split: `test`)" in results_md and re.search(r"\| attention_iat( †)? \| 1 \|", results_md)
     capsys.readouterr()
 
     report = tmp_path / "report"
