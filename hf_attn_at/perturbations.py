@@ -322,7 +322,7 @@ def word_iat_perturbation(
     norms = torch.linalg.vector_norm(diffs, dim=-1)  # (B, T, K)
     usable = (norms > 0) & torch.isfinite(norms) & valid
     diffs.masked_fill_(~usable.unsqueeze(-1), 0.0)
-    inv_norms = torch.where(usable, torch.where(usable, norms, torch.ones_like(norms)).reciprocal(), torch.zeros_like(norms))
+    inv_norms = torch.where(usable, norms, torch.inf).reciprocal()  # 1 / ‖w_k − w_t‖, 0 where unusable
     grad = torch.where(valid, grad.detach().to(dtype), torch.zeros((), dtype=dtype, device=grad.device))
     finite = torch.isfinite(grad).flatten(1).all(dim=1)
     grad = torch.where(finite.view(-1, 1, 1), grad, torch.zeros_like(grad))
