@@ -140,6 +140,38 @@ def test_padding_changes_nothing_packed_sequences():
         torch.testing.assert_close(model(**padded).logits, batch.logits, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_unpacked_lstm_matches_packed_sequence(dtype, atol):
+    """The CPU path (two unpacked directions, the backward one reversed within each length) equals torch's
+    packed BiLSTM: states, final states and every gradient. float64 takes torch's reference kernel,
+    float32 the fused oneDNN one."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from hf_attn_at.models.bilstm_attention.modeling_bilstm_attention import _run_lstm
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, batch_first=True, bidirectional=True).to(dtype)
+    lengths = torch.tensor([9, 1, 4, 7, 9, 2])
+    embeds = torch.randn(len(lengths), 11, 6, dtype=dtype, requires_grad=True)  # 2 padding columns past the longest
+
+    packed = pack_padded_sequence(embeds, lengths, batch_first=True, enforce_sorted=False)
+    ref_states, (h_n, _) = lstm(packed)
+    ref_states, _ = pad_packed_sequence(ref_states, batch_first=True, total_length=embeds.shape[1])
+    ref_final = torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    states, final = _run_lstm(lstm, embeds, lengths)
+
+    torch.testing.assert_close(states, ref_states, atol=atol, rtol=0)
+    torch.testing.assert_close(final, ref_final, atol=atol, rtol=0)
+    assert states.shape == (6, 11, 10) and not states[1, 1:].any()
+    weights = torch.randn_like(states)
+    leaves = [embeds, *lstm.parameters()]
+    ref_grads = torch.autograd.grad((ref_states * weights).sum() + ref_final.square().sum(), leaves)
+    grads = torch.autograd.grad((states * weights).sum() + final.square().sum(), leaves)
+    for grad, ref in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(grad, ref, atol=10 * atol, rtol=0)
+    assert not grads[0][1, 1:].any()  # padding gets no gradient
+
+
 def test_attention_perturbation_and_head_only_rerun():
     model = BiLSTMAttentionForSequenceClassification(tester.get_config(input_type="pair")).eval()
     inputs = tester.prepare_inputs(pair=True)
