@@ -2,7 +2,8 @@
 
     python examples/run_classification.py --task_name sst --data_source local --data_dir ../shared/data \
         --adv_method attention_iat --adv_epsilon 1.0 --output_dir runs/sst-iat \
-        --num_train_epochs 8 --learning_rate 1e-3 --per_device_train_batch_size 32 --eval_strategy epoch
+        --num_train_epochs 8 --learning_rate 1e-3 --per_device_train_batch_size 32 --eval_strategy epoch \
+        --train_sampling_strategy group_by_length  # batches of similar lengths: less padding to run
 
     # the same on two processes (GPUs; add --use_cpu and ACCELERATE_USE_CPU=1 for two CPU processes)
     accelerate launch --multi_gpu --num_processes 2 examples/run_classification.py --task_name sst ...

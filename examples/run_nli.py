@@ -2,7 +2,8 @@
 
     python examples/run_nli.py --task_name snli --data_source local --data_dir ../shared/data \
         --adv_method attention_at --adv_epsilon 1.0 --output_dir runs/snli-at --num_train_epochs 10 \
-        --learning_rate 1e-3 --per_device_train_batch_size 32 --eval_strategy epoch
+        --learning_rate 1e-3 --per_device_train_batch_size 32 --eval_strategy epoch \
+        --train_sampling_strategy group_by_length  # batches of similar lengths: less padding to run
 
 The premise is attended, conditioned on the hypothesis (SPEC §1.2). The tokenizer encodes each pair as
 `premise <sep> hypothesis`, so the saved model also works in `pipeline("text-classification")` with

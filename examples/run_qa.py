@@ -2,7 +2,8 @@
 
     python examples/run_qa.py --task_name babi1 --babi_size 1k --data_source local --data_dir ../shared/data \
         --adv_method attention_iat --adv_epsilon 1.0 --output_dir runs/babi1-iat --num_train_epochs 10 \
-        --learning_rate 1e-3 --per_device_train_batch_size 32 --eval_strategy epoch
+        --learning_rate 1e-3 --per_device_train_batch_size 32 --eval_strategy epoch \
+        --train_sampling_strategy group_by_length  # batches of similar lengths: less padding to run
 
 The passage is attended, conditioned on the question. bAbI's labels are the answer words; CNN's are the
 anonymised entities, and its `candidate_mask` column lets only the entities of the passage win (top-3 accuracy

@@ -160,7 +160,8 @@ def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
 
 EXAMPLE_ARGS = [*TINY_MODEL, *LOCAL, "--max_train_samples", "96", "--max_eval_samples", "48",
                 "--max_test_samples", "48", "--num_train_epochs", "1", "--per_device_train_batch_size", "16",
-                "--report_to", "none", "--disable_tqdm", "true", "--adv_epsilon", "1.0"]
+                "--report_to", "none", "--disable_tqdm", "true", "--adv_epsilon", "1.0",
+                "--train_sampling_strategy", "group_by_length"]  # as in the scripts' docstrings
 
 
 @pytest.mark.parametrize(
