@@ -377,11 +377,12 @@ def check_claims(table: dict) -> list[str]:
     verdicts = []
     for task, rows in table.items():
         default = {k: v for k, v in rows.items() if k[1] in (None, DEFAULT_EPSILON)}
-        if len({k[0] for k in default}) < 2:
+        methods = {k[0] for k in default}
+        if len(methods) < 2:
             continue
         top = max(v["accuracy"][0] for v in default.values())
         best = sorted(k[0] for k in default if default[k]["accuracy"][0] == top)
-        missing = [m for m in PAPER_METHODS if m not in {k[0] for k in default}]
+        missing = [m for m in PAPER_METHODS if m not in methods]
         detail = " = ".join(best) + (f" ({', '.join(missing)} not run)" if missing else "")
         verdicts.append((task, bool({"attention_at", "attention_iat"} & set(best)), detail))
     lines.append(_claim(
