@@ -22,7 +22,7 @@ hf-attn-at reproduce "${SWEEP[@]}" --tasks babi1 --babi_size 1k "${COMMON[@]}"
 hf-attn-at reproduce "${SWEEP[@]}" --tasks snli --num_train_epochs 3 "${COMMON[@]}"
 # The rest of the offline tasks at SPEC §4's epochs, two 1-thread runs at a time on a 2-core CPU: bAbI 3 (1k) took
 # ~4 CPU-hours (8-12 min per vanilla/attention run, 15-23 min word AT/iAT), bAbI 1 (10k) ~3; IMDB ~12
-# (20-22 min per vanilla/attention run, 51 min word AT; word iAT steps 4.5x a vanilla one). Best on a GPU.
+# (20-23 min per vanilla/attention run, 51 min word AT; word iAT steps 4.5x a vanilla one). Best on a GPU.
 hf-attn-at reproduce --grid paper --tasks imdb babi3 --babi_size 1k "${COMMON[@]}"
 hf-attn-at reproduce --grid paper --tasks babi1 --babi_size 10k "${COMMON[@]}"
 hf-attn-at reproduce --grid paper --aggregate_only --results_file docs/RESULTS.md --model_cards_dir model_cards \
