@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,6 @@ from transformers import (
     set_seed,
 )
 from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import DataArguments, ModelArguments
 from .data import hide_labels, load_custom, prepare_dataset, prepare_task
@@ -38,6 +38,19 @@ from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
     BiLSTMAttentionForAnswerSelection,
     BiLSTMAttentionForSequenceClassification,
+)
+from .run_folder import (
+    CHECKPOINT_MARKER,
+    check_output_dir,
+    check_settings,
+    clear_checkpoints,
+    data_fingerprint,
+    last_complete_checkpoint,
+    read_settings,
+    run_lock,
+    run_settings,
+    verify_checkpoint,
+    write_settings,
 )
 from .trainer import AdversarialTrainer
 from .training_args import AdversarialTrainingArguments
@@ -163,22 +176,73 @@ def agreement_metrics(explanation: dict) -> dict[str, float]:
     }
 
 
+def find_resume_checkpoint(
+    output_dir: Path, training_args: AdversarialTrainingArguments, settings: dict[str, Any], main_process: bool
+) -> str | None:
+    """The checkpoint to resume from: `--resume_from_checkpoint`, else the newest complete checkpoint in
+    `output_dir` (none with `--overwrite_output_dir`, which removes the earlier run's checkpoints).
+
+    The checkpoint's stored settings must match `settings` and its files must be readable (`ValueError` naming
+    the differing settings or the unreadable file otherwise). Incomplete checkpoints are skipped with a warning
+    (and removed by the main process).
+    """
+    if training_args.resume_from_checkpoint:
+        checkpoint = Path(training_args.resume_from_checkpoint)
+        if not checkpoint.is_dir():
+            raise ValueError(f"--resume_from_checkpoint {checkpoint} is not a folder")
+        if not (checkpoint / CHECKPOINT_MARKER).is_file():
+            logger.warning("%s has no %s: it may be incomplete", checkpoint, CHECKPOINT_MARKER)
+    elif training_args.overwrite_output_dir:
+        if main_process and output_dir.is_dir():
+            clear_checkpoints(output_dir)
+        return None
+    else:
+        checkpoint = last_complete_checkpoint(output_dir, remove_incomplete=main_process) if output_dir.is_dir() else None
+        if checkpoint is None:
+            return None
+    check_settings(checkpoint, read_settings(checkpoint), settings)
+    verify_checkpoint(checkpoint)
+    logger.info("resuming from %s", checkpoint)
+    return str(checkpoint)
+
+
 def run_experiment(
     model_args: ModelArguments, data_args: DataArguments, training_args: AdversarialTrainingArguments
 ) -> dict[str, Any]:
     """Train, evaluate on every test split, measure attention–gradient agreement and save the run folder.
 
+    The output folder is checked and locked first (`hf_attn_at.run_folder`): a file, a foreign non-empty folder
+    (without `--overwrite_output_dir`), a folder locked by a live process, or a run or checkpoint with other
+    settings stops the run with one line; a matching interrupted run resumes from its newest complete checkpoint.
+
     Returns the content of `results.json`: `metrics` (per split), `agreement`, `train_runtime`, settings.
     """
     output_dir = Path(training_args.output_dir)
-    resume = training_args.resume_from_checkpoint
-    if resume is None and output_dir.is_dir():
-        resume = get_last_checkpoint(str(output_dir))
-        if resume:
-            logger.info("resuming from %s", resume)
-    clock = RunClock.from_checkpoint(resume)
+    main_process = training_args.should_save
+    with run_lock(output_dir) if main_process else nullcontext():
+        check_output_dir(output_dir, training_args.overwrite_output_dir)
+        return _run_locked(model_args, data_args, training_args, output_dir, main_process)
+
+
+def _run_locked(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: AdversarialTrainingArguments,
+    output_dir: Path,
+    main_process: bool,
+) -> dict[str, Any]:
+    """`run_experiment` once this process holds the folder's lock (or is not the main process)."""
+    settings = run_settings(model_args, data_args, training_args)
+    stored = None if training_args.overwrite_output_dir else read_settings(output_dir)
+    check_settings(output_dir, stored, settings)  # before loading data: a mismatch of flags stops at once
     set_seed(training_args.seed)
     dsd, tokenizer = load_data(data_args, training_args.seed)
+    settings["data_fingerprint"] = data_fingerprint(dsd, tokenizer)
+    check_settings(output_dir, stored, settings)
+    resume = find_resume_checkpoint(output_dir, training_args, settings, main_process)
+    if main_process:
+        write_settings(output_dir, settings)
+    clock = RunClock.from_checkpoint(resume)
     model = build_model(model_args, tokenizer, dsd["train"], data_args.is_pair)
     trainer = AdversarialTrainer(
         model=model,
@@ -190,6 +254,7 @@ def run_experiment(
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=PAPER_OPTIMIZER,
         callbacks=[ModelCardCallback(dataset_name=data_args.dataset_label), clock],
+        run_settings=settings,
     )
     train_output = trainer.train(resume_from_checkpoint=resume)
 

@@ -18,12 +18,15 @@ One training step (SPEC §3):
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .integrations.transformer_attention import check_supported, transformer_attention_step
 from .models.bilstm_attention import BiLSTMAttentionConfig
@@ -36,6 +39,7 @@ from .perturbations import (
     random_perturbation,
     word_iat_perturbation,
 )
+from .run_folder import mark_checkpoint_complete, write_settings
 from .training_args import AdversarialMethod, AdversarialTrainingArguments
 
 _HEAD_INPUTS = ("labels", "candidate_mask")
@@ -51,6 +55,10 @@ class AdversarialTrainer(Trainer):
     (`hf_attn_at.integrations.SUPPORTED_MODEL_TYPES`): the attention methods then perturb the self-attention logits
     of every layer and head (see `hf_attn_at.integrations.transformer_attention`); word methods are BiLSTM-only.
 
+    Every checkpoint gets `run_settings.json` (the `run_settings` given, if any) and then the marker
+    `checkpoint_complete.json`, written after every other file and before older checkpoints are rotated away, so
+    that a save cut short (killed, disk full) is recognisable (`hf_attn_at.run_folder.last_complete_checkpoint`).
+
     Logged metrics (training, averaged over the steps since the last log and over processes): `clean_loss` (L; for
     VAT/iVAT the supervised loss over the labelled examples, 0 if none), `adv_loss` (L_adv; for VAT/iVAT the mean KL), `adv_perturbation_norm` (mean per-example ‖r‖₂), `adv_num_zeroed` (examples given r = 0
     because their gradient norm was zero or not finite, summed). Evaluation and prediction are unaffected.
@@ -59,7 +67,14 @@ class AdversarialTrainer(Trainer):
     # The loss is a per-batch mean: Trainer divides it by the gradient-accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, model: nn.Module | None = None, args: AdversarialTrainingArguments | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: AdversarialTrainingArguments | None = None,
+        run_settings: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        self.run_settings = run_settings
         if args is not None and not isinstance(args, AdversarialTrainingArguments):
             raise ValueError(f"`args` must be AdversarialTrainingArguments, got {type(args).__name__}")
         super().__init__(model=model, args=args, **kwargs)
@@ -117,6 +132,28 @@ class AdversarialTrainer(Trainer):
         )
         metrics["adv_num_zeroed"].append(perturbation.num_zeroed)
         return (loss, outputs) if return_outputs else loss
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        """Trainer's checkpoint, then `run_settings.json` and the completion marker, then the rotation of older
+        checkpoints (Trainer rotates before returning, which would leave no complete checkpoint if the process died
+        between its rotation and our marker)."""
+        save_total_limit = self.args.save_total_limit
+        self.args.save_total_limit = None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = save_total_limit
+        if not self.args.should_save:
+            return
+        run_dir = self._get_output_dir(trial=trial)
+        checkpoint = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.run_settings is not None:
+            write_settings(checkpoint, self.run_settings)
+        mark_checkpoint_complete(checkpoint, self.state.global_step)
+        rotate_checkpoints(
+            output_dir=run_dir, save_total_limit=save_total_limit,
+            best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True,
+        )
 
     def _check_model(self, model: nn.Module) -> None:
         """Raise unless `model` is a BiLSTM-attention model or a supported Transformers encoder for this method."""

@@ -83,6 +83,12 @@ class AdversarialTrainingArguments(TrainingArguments):
             Transformers encoders only: `per_layer_head` perturbs every layer-head of an example with norm ε over its
             valid logits (iAT: directions per layer-head); `global` takes the norm over all layer-heads together.
 
+    Run-folder setting (`hf_attn_at.run_folder`, used by `hf-attn-at train`/`reproduce`):
+
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            Write into an `output_dir` that holds other files or a run with other settings, starting afresh: the
+            earlier run's checkpoints are removed, other files are overwritten where the run writes the same names.
+
     No default of [`~transformers.TrainingArguments`] is changed: the trainer takes its gradients on detached
     leaves and re-runs on the unwrapped module, which works under DDP with any `ddp_find_unused_parameters`.
     """
@@ -111,6 +117,12 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_attention_norm: str = field(
         default=AttentionNorm.PER_LAYER_HEAD.value,
         metadata={"help": "Transformers encoders: perturbation norm per layer-head or global.", "choices": _NORMS},
+    )
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Write into a non-empty --output_dir that holds no run of the same settings, starting "
+                          "afresh (earlier checkpoints there are removed)."},
     )
 
     def __post_init__(self):

@@ -150,10 +150,10 @@ def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
     state_file.write_text(json.dumps(state))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="hf_attn_at"):
-        assert main([*argv, "--num_train_epochs", "2"]) == 0
+        assert main(argv) == 0
     assert f"resuming from {run / 'checkpoint-2'}" in caplog.text
-    state = json.loads((run / "checkpoint-8" / "trainer_state.json").read_text())
-    assert state["global_step"] == 8
+    state = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
     resumed = json.loads((run / "results.json").read_text())
     assert 1000 < resumed["total_runtime"] < 1000 + resumed["train_runtime"] + 300
 

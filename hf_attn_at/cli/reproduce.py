@@ -40,6 +40,7 @@ from transformers import HfArgumentParser
 
 from ..arguments import CustomDataArguments
 from ..data import SOURCES, TASKS, task_label
+from ..run_folder import check_settings, read_settings, run_settings
 from ..training_args import AdversarialMethod
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,9 @@ GRIDS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_EPSILON = 1.0
 # What `--records_dir` keeps of a run folder: enough to aggregate tables, figures, reports and model cards.
-RECORD_FILES = ("results.json", "metrics.json", "training_args.json", "config.json", "explanation.json")
+RECORD_FILES = (
+    "results.json", "metrics.json", "training_args.json", "config.json", "explanation.json", "run_settings.json",
+)
 
 
 @dataclass
@@ -225,6 +228,13 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
     logger.info("%d runs in the grid, %d finished, %d to run", len(runs), len(runs) - len(todo), len(todo))
     if args.aggregate_only:
         return
+    for run in runs:
+        if run.name in finished:  # a run of another grid or other flags under the same name is not this run
+            check_settings(
+                finished[run.name], read_settings(finished[run.name]),
+                run_settings(*run_arguments(args, run, root / run.name, custom)),
+                remedy="give another --output_dir (and --records_dir), or delete that run to run it again",
+            )
     for run in tqdm(todo, desc="reproduce", unit="run"):
         run_dir = root / run.name
         done = run_dir / "results.json"
