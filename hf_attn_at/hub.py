@@ -158,6 +158,13 @@ CARD_TRAINING_ARGS = (
 )
 
 
+def _word_vectors_text(report: dict | None) -> str:
+    """`"glove-6b-50d (93.1% of the vocabulary)"`, or `"random (no pretrained vectors)"`."""
+    if not report:
+        return "random (no pretrained vectors)"
+    return f"{Path(report['name']).name} ({100 * report['coverage']:.1f}% of the vocabulary)"  # no local folders
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -284,6 +291,7 @@ def build_model_card(
         ("input", config.input_type),
         ("vocabulary size", config.vocab_size),
         ("embedding size E", config.embedding_size),
+        ("embeddings initialised from", _word_vectors_text(getattr(config, "word_vectors", None))),
         ("hidden size H (per direction)", config.hidden_size),
         ("labels", getattr(config, "num_labels", "-")),
         ("parameters", f"{model.num_parameters():,}"),

@@ -1,9 +1,7 @@
 import pytest
-import torch
 from transformers import AutoTokenizer
 
 import hf_attn_at
-from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, load_word_vectors
 from hf_attn_at.tokenization import build_vocabulary, count_unknown, jain_wallace_tokenize
 
 
@@ -47,27 +45,3 @@ def test_pair_encoding_and_round_trip(tmp_path):
     assert loaded.vocab_size == tok.vocab_size
     batch = loaded(["a man", "a person rests now"], padding=True, return_tensors="pt")
     assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]  # right padding
-
-
-def test_word_vectors_initialise_embeddings(tmp_path):
-    tok = hf_attn_at.build_word_tokenizer(["a good film", "a bad film"], min_df=1)
-    model = BiLSTMAttentionForSequenceClassification(
-        BiLSTMAttentionConfig(vocab_size=tok.vocab_size, embedding_size=4, hidden_size=3, num_labels=2)
-    )
-    vectors = tmp_path / "vectors.txt"
-    vectors.write_text("2 4\nfilm 1 2 3 4\nmissing 9 9 9 9\ngood 0.5 0.25 -1 0\n")
-    before = model.get_input_embeddings().weight.detach().clone()
-    report = load_word_vectors(model, tok, vectors)
-    assert report == {"found": 2, "vocab_size": 4, "coverage": 0.5}  # a, bad, film, good
-    weight = model.get_input_embeddings().weight
-    torch.testing.assert_close(weight[tok.convert_tokens_to_ids("film")], torch.tensor([1.0, 2, 3, 4]))
-    torch.testing.assert_close(weight[tok.convert_tokens_to_ids("good")], torch.tensor([0.5, 0.25, -1, 0]))
-    bad_id = tok.convert_tokens_to_ids("bad")
-    torch.testing.assert_close(weight[bad_id], before[bad_id])
-
-    wrong_dim = tmp_path / "wrong.txt"
-    wrong_dim.write_text("film 1 2 3\n")
-    with pytest.raises(ValueError, match=r"wrong.txt:1: expected a word and 4 values"):
-        load_word_vectors(model, tok, wrong_dim)
-    with pytest.raises(FileNotFoundError, match="absent.txt"):
-        load_word_vectors(model, tok, tmp_path / "absent.txt")

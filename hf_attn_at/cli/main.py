@@ -15,8 +15,9 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "reproduce": ("hf_attn_at.cli.reproduce", False, "run a grid of tasks x methods x seeds (x eps), then tables"),
     "push": ("hf_attn_at.hub", True, "export a trained run with its model card and upload it (or --dry_run)"),
 }
-# Errors that are the user's input or environment, shown as one line instead of a stack trace.
-USER_ERRORS = (ValueError, FileNotFoundError, ConnectionError, NotADirectoryError)
+# Errors that are the user's input or environment, shown as one line instead of a stack trace (ImportError: an
+# optional package that a flag needs, e.g. --word_vectors glove-6b-50d).
+USER_ERRORS = (ValueError, FileNotFoundError, ConnectionError, NotADirectoryError, ImportError)
 
 
 def usage() -> str:

@@ -42,6 +42,7 @@ from ..arguments import CustomDataArguments
 from ..data import SOURCES, TASKS, task_label
 from ..run_folder import check_settings, read_settings, run_settings
 from ..training_args import AdversarialMethod
+from ..word_vectors import word_vectors_dim
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,11 @@ class ReproduceArguments:
     )
     num_train_epochs: float | None = field(default=None, metadata={"help": "Override the epochs (SPEC: 8 / 10)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Cap the training examples."})
+    word_vectors: str | None = field(
+        default=None,
+        metadata={"help": "Initialise every model's embeddings from these vectors (glove-6b-50d, or a GloVe/fastText "
+                          "text file); the embedding size becomes their dimension."},
+    )
     explain_max_samples: int | None = field(default=None, metadata={"help": "Cap the examples explained."})
     results_file: str | None = field(
         default=None, metadata={"help": "Where to write the Markdown results (default OUTPUT_DIR/RESULTS.md)."}
@@ -122,6 +128,8 @@ class ReproduceArguments:
             raise ValueError(f"--epsilons must all be > 0, got {bad_eps}")
         if self.data_source == "local" and self.data_dir is None:
             raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")
+        if self.word_vectors is not None:
+            word_vectors_dim(self.word_vectors)  # unknown name, unreadable file, missing package: stop before any run
 
 
 @dataclass(frozen=True)
@@ -210,8 +218,11 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
         data["max_train_samples"] = args.max_train_samples
     if args.explain_max_samples is not None:
         data["explain_max_samples"] = args.explain_max_samples
+    model = dict(grid.get("model", {}))
+    if args.word_vectors is not None:
+        model.update(word_vectors=args.word_vectors, embedding_size=None)  # E = the vectors' dimension
     return (
-        ModelArguments(**grid.get("model", {})),
+        ModelArguments(**model),
         DataArguments(**data),
         AdversarialTrainingArguments(**training),
     )

@@ -36,6 +36,9 @@ class BiLSTMAttentionConfig(PreTrainedConfig):
             Id of the padding token.
         sep_token_id (`int`, *optional*, defaults to 2):
             Id of the token separating the two segments of a pair.
+        word_vectors (`dict`, *optional*):
+            Where the embeddings were initialised from, as `hf_attn_at.load_word_vectors` reports it (`name`,
+            `dim`, `found`, `vocab_size`, `coverage`); provenance only, the model does not read it.
     """
 
     model_type = "bilstm_attention"
@@ -54,6 +57,7 @@ class BiLSTMAttentionConfig(PreTrainedConfig):
         use_candidate_mask: bool = False,
         pad_token_id: int = 0,
         sep_token_id: int = 2,
+        word_vectors: dict | None = None,
         **kwargs,
     ):
         for name, value in (
@@ -91,6 +95,7 @@ class BiLSTMAttentionConfig(PreTrainedConfig):
         self.use_candidate_mask = use_candidate_mask
         self.pad_token_id = pad_token_id
         self.sep_token_id = sep_token_id
+        self.word_vectors = word_vectors
         super().__init__(**kwargs)
 
 
