@@ -37,6 +37,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -67,6 +68,7 @@ AUTO_MODEL_CLASS = "modeling_bilstm_attention.BiLSTMAttentionModel"
 TRAINING_ARGS_FILE = "training_args.json"
 METRICS_FILE = "metrics.json"
 DEFAULT_COMMIT_MESSAGE = "Upload hf_attn_at model"
+CHECKPOINT_NAME = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-[0-9]+")  # a Trainer checkpoint folder, `checkpoint-500`
 
 # method -> (title, description, settings it uses)
 METHODS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -496,8 +498,14 @@ def _has_weights(run_dir: Path) -> bool:
 
 def _load_model(run_dir: Path, *, architecture_only: bool = False) -> PreTrainedModel:
     """The saved model of `run_dir`; with `architecture_only`, the model its config describes, freshly initialised
-    (for its shape and size only)."""
+    (for its shape and size only). A Trainer checkpoint folder (`checkpoint-<step>`) is refused."""
     # Importing hf_attn_at (this module's package) registered the model type with the Auto classes.
+    if CHECKPOINT_NAME.fullmatch(run_dir.name):
+        raise ValueError(
+            f"{str(run_dir)!r} is a Trainer checkpoint, not a finished run folder: pass the run folder it lies in "
+            f"({str(run_dir.parent)!r}), which holds the selected model, its tokenizer, training_args.json and "
+            "metrics.json once training has finished (the same `hf-attn-at train` command resumes an unfinished run)"
+        )
     if not (run_dir / "config.json").is_file():
         raise ValueError(f"{str(run_dir)!r} is not a saved model folder: it has no config.json")
     if architecture_only:
