@@ -400,3 +400,29 @@ def test_inside_refuses_paths_that_resolve_out_of_their_folder(tmp_path):
     for names in (["..", "x.png"], ["sst/../../x.png"], ["/tmp/x.png"], ["sst-vanilla.md"]):
         with pytest.raises(ValueError, match=f"refusing to write .*outside {root}"):
             inside(root, *names)
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "No such file or directory"),
+        ("{not json", "Expecting property name"),
+        ('{"method": "attention_at", "epsilon": 1, "accuracy": 0.8, "pearson": 0.5}',
+         "it holds {'accuracy': 0.8, 'epsilon': 1, 'method'"),
+        ("[]", "it holds []"),
+        ('[{"method": "attention_at", "epsilon": 0, "accuracy": 0.8, "pearson": 0.5}]', "entry 0 is {"),
+        ('[{"method": "attention_at", "epsilon": 1, "accuracy": 0.8, "pearson": 0.5}, {"epsilon": "1"}]',
+         "entry 1 is {'epsilon': '1'}"),
+    ],
+)
+def test_bad_epsilon_runs_file_is_one_line_naming_it(tmp_path, capsys, content, message):
+    sweep = tmp_path / "sweep.json"
+    if content is not None:
+        sweep.write_text(content)
+    argv = ["explain", "--model_name_or_path", str(tmp_path / "model"), "--dataset_dir", str(tmp_path / "data.csv"),
+            "--output_dir", str(tmp_path / "report"), "--epsilon_runs", str(sweep)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"hf-attn-at explain: error: --epsilon_runs {str(sweep)!r}" in err and message in err
+    assert 'expected a non-empty JSON list of {"method": str, "epsilon": number > 0' in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
