@@ -337,7 +337,7 @@ def test_table_titles_name_the_babi_size():
 
 
 def _record(records, name, **fields):
-    """A copy of the committed record `docs/runs/name` as `records/name`, with `fields` written into its results.json."""
+    """A copy of the committed record `docs/runs/name` as `records/name`, with `fields` in its results.json."""
     record = records / name
     shutil.copytree(REPO_ROOT / "docs" / "runs" / name, record)
     results = json.loads((record / "results.json").read_text())
