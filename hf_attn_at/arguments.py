@@ -117,9 +117,6 @@ class CustomDataArguments:
             raise ValueError(f"--validation_split_percentage must be in 1..99, got {self.validation_split_percentage}")
         if self.task_label is not None:
             safe_path_component(self.task_label, "--task_label")
-        elif self.is_custom:
-            source = "--dataset_name" if self.dataset_name else "--train_file"
-            safe_path_component(self.custom_label, f"the task label from {source} (else set --task_label)")
 
 
 @dataclass

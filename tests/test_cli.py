@@ -364,6 +364,14 @@ def test_task_labels_that_are_not_one_folder_name_are_refused(tmp_path, capsys, 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_file_stems_name_folders_only_in_reproduce():
+    """`prepare` and `train` keep a file name that `reproduce` would need a --task_label for."""
+    from hf_attn_at.arguments import CustomDataArguments
+
+    CustomDataArguments(train_file="data/my reviews.csv").check_custom()
+    assert DataArguments(train_file="data/my reviews.csv").dataset_label == "my reviews"
+
+
 @pytest.mark.parametrize(
     "fields,message",
     [

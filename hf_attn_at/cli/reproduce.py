@@ -605,6 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                               description=__doc__)
     args, custom = parser.parse_args_into_dataclasses(args=argv)
     custom.check_custom()
+    if custom.is_custom and custom.task_label is None:  # the label from the file or dataset name names folders
+        source = "--dataset_name" if custom.dataset_name else "--train_file"
+        safe_path_component(custom.custom_label, f"the task label from {source} (else set --task_label)")
     if custom.is_custom and args.tasks:
         raise ValueError(f"--tasks {args.tasks} are built-in tasks: with --train_file/--dataset_name the grid has one "
                          f"task, your data (named {custom.custom_label!r}; set it with --task_label)")
