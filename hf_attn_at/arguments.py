@@ -5,8 +5,10 @@ The training arguments are [`AdversarialTrainingArguments`] (`hf_attn_at.trainin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .data import SOURCES, TASKS, task_label
 from .data.custom import FORMATS
@@ -14,6 +16,25 @@ from .models.bilstm_attention.configuration_bilstm_attention import ATTENTION_TY
 from .word_vectors import word_vectors_dim
 
 DEFAULT_EMBEDDING_SIZE = 300  # Jain & Wallace's E without pretrained vectors
+
+# A name that becomes one file or folder name (a task label, a method): never empty, absolute, `.`/`..` or hidden.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def safe_path_component(value: Any, what: str) -> str:
+    """Return `value` if it can name one file or folder, else raise a `ValueError` naming it and the allowed form.
+
+    Allowed: 1 to 100 letters, digits, `.`, `_` and `-`, starting with a letter or digit; so no path separator,
+    no `..` and nothing absolute can lead a path built from it out of its folder.
+
+    Args:
+        value: the name (e.g. a `--task_label`, or the `task` field of a `results.json`).
+        what: how the message names it, e.g. `"--task_label"`.
+    """
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
+        raise ValueError(f"{what} names a folder: it must be 1-100 letters, digits, '.', '_' or '-', starting with a "
+                         f"letter or digit (e.g. 'my-reviews_v2'), got {value!r}")
+    return value
 
 
 @dataclass
@@ -118,6 +139,8 @@ class CustomDataArguments:
                 raise ValueError(f"--{given[0]} is for your own data: add --train_file or --dataset_name")
         if not 0 < self.validation_split_percentage < 100:
             raise ValueError(f"--validation_split_percentage must be in 1..99, got {self.validation_split_percentage}")
+        if self.task_label is not None:
+            safe_path_component(self.task_label, "--task_label")
 
 
 @dataclass

@@ -334,3 +334,103 @@ def test_table_titles_name_the_babi_size():
     titles = [line for line in markdown_tables(summarize(records), records) if line.startswith("### ")]
     assert titles == ["### babi1 (bAbI task 1, 10k version) (test split: `test`)",
                       "### babi1-1k (test split: `test`)", "### sst (test split: `test`)"]
+
+
+def _record(records, name, **fields):
+    """A copy of the committed record `docs/runs/name` as `records/name`, with `fields` in its results.json."""
+    record = records / name
+    shutil.copytree(REPO_ROOT / "docs" / "runs" / name, record)
+    results = json.loads((record / "results.json").read_text())
+    (record / "results.json").write_text(json.dumps({**results, **fields}))
+    return record
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["reproduce", "--train_file", "reviews.csv", "--task_label", "../../x"], "--task_label names a folder"),
+        (["reproduce", "--train_file", "reviews.csv", "--task_label", "/tmp/x"], "got '/tmp/x'"),
+        (["reproduce", "--train_file", "my reviews.csv"], "the task label from --train_file (else set --task_label)"),
+        (["train", "--train_file", "reviews.csv", "--task_label", "a/../../b"], "--task_label names a folder"),
+        (["train", "--train_file", "reviews.csv", "--task_label", ".hidden"], "starting with a letter or digit"),
+    ],
+)
+def test_task_labels_that_are_not_one_folder_name_are_refused(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert main([*argv, "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "letters, digits, '.', '_' or '-'" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_stems_name_folders_only_in_reproduce():
+    """`prepare` and `train` keep a file name that `reproduce` would need a --task_label for."""
+    from hf_attn_at.arguments import CustomDataArguments
+
+    CustomDataArguments(train_file="data/my reviews.csv").check_custom()
+    assert DataArguments(train_file="data/my reviews.csv").dataset_label == "my reviews"
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"task": "../../../evil"}, "`task` in"),
+        ({"method": "../evil"}, "`method` in"),
+        ({"epsilon": "../evil"}, "`epsilon` in"),
+        ({"seed": "1/../../evil"}, "`seed` in"),
+        ({"task": "snli"}, "records the run 'snli/attention_at-eps1/seed1' (its task, method, epsilon and seed) but "
+                           "lies in the folder of 'sst/attention_at-eps1/seed1'"),
+    ],
+)
+def test_crafted_records_are_refused_before_anything_is_written(tmp_path, capsys, fields, message):
+    """A records folder holding an ε sweep (which gets a figure) whose results.json name other paths."""
+    records, out = tmp_path / "records", tmp_path / "out" / "grid"
+    first = _record(records, "sst/attention_at-eps1/seed1", **fields)
+    _record(records, "sst/attention_at-eps10/seed1", **fields)
+    argv = ["reproduce", "--aggregate_only", "--output_dir", str(out), "--records_dir", str(records),
+            "--model_cards_dir", str(tmp_path / "out" / "cards")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(first / "results.json") in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["records"]  # no figure, report or card anywhere
+
+
+def test_inside_refuses_paths_that_resolve_out_of_their_folder(tmp_path):
+    from hf_attn_at.cli.reproduce import inside
+
+    root = tmp_path / "cards"
+    root.mkdir()
+    assert inside(root, "sst/vanilla/seed1") == root / "sst" / "vanilla" / "seed1"
+    (tmp_path / "elsewhere.md").write_text("not a card")
+    (root / "sst-vanilla.md").symlink_to(tmp_path / "elsewhere.md")
+    for names in (["..", "x.png"], ["sst/../../x.png"], ["/tmp/x.png"], ["sst-vanilla.md"]):
+        with pytest.raises(ValueError, match=f"refusing to write .*outside {root}"):
+            inside(root, *names)
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "No such file or directory"),
+        ("{not json", "Expecting property name"),
+        ('{"method": "attention_at", "epsilon": 1, "accuracy": 0.8, "pearson": 0.5}',
+         "it holds {'accuracy': 0.8, 'epsilon': 1, 'method'"),
+        ("[]", "it holds []"),
+        ('[{"method": "attention_at", "epsilon": 0, "accuracy": 0.8, "pearson": 0.5}]', "entry 0 is {"),
+        ('[{"method": "attention_at", "epsilon": 1, "accuracy": 0.8, "pearson": 0.5}, {"epsilon": "1"}]',
+         "entry 1 is {'epsilon': '1'}"),
+    ],
+)
+def test_bad_epsilon_runs_file_is_one_line_naming_it(tmp_path, capsys, content, message):
+    sweep = tmp_path / "sweep.json"
+    if content is not None:
+        sweep.write_text(content)
+    argv = ["explain", "--model_name_or_path", str(tmp_path / "model"), "--dataset_dir", str(tmp_path / "data.csv"),
+            "--output_dir", str(tmp_path / "report"), "--epsilon_runs", str(sweep)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"hf-attn-at explain: error: --epsilon_runs {str(sweep)!r}" in err and message in err
+    assert 'expected a non-empty JSON list of {"method": str, "epsilon": number > 0' in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -370,3 +370,45 @@ def test_callback_writes_card_into_loadable_checkpoints(tmp_path):
     with torch.no_grad():
         expected = trainer.model.eval()(**inputs).logits
     torch.testing.assert_close(fresh["logits"], expected, atol=1e-6, rtol=0)
+
+
+HOSTILE = '<script>alert("x")</script> | `x` <img src=x onerror=alert(1)>\n# injected'
+
+
+def test_card_shows_user_strings_literally(model):
+    card = build_model_card(
+        model, method="vanilla", dataset_name=HOSTILE, dataset_split=HOSTILE, model_name=HOSTILE,
+        metrics={HOSTILE: 0.5}, interpretability={HOSTILE: 0.25}, training_args={"optim": HOSTILE, HOSTILE: 1},
+    )
+    text = card.text
+    assert "<script" not in text and "<img" not in text
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &#124; &#96;x&#96; &lt;img" in text
+    assert "# injected" not in text.splitlines()
+    # Every table row keeps its two cells.
+    assert {line.count("|") for line in text.splitlines() if line.startswith("|")} == {3}
+    assert ModelCard(str(card)).data.to_dict()["datasets"] == [HOSTILE]  # the metadata keeps the value
+
+
+@pytest.mark.parametrize("name", ["repo_id", "base_model"])
+def test_card_refuses_hub_ids_that_are_not_repo_ids(model, name):
+    with pytest.raises(ValueError, match=f"`{name}` must be a Hub repo id .*got 'ns/x\"\\)<script>'"):
+        build_model_card(model, method="vanilla", **{name: 'ns/x")<script>'})
+
+
+def test_checkpoint_folder_is_refused_with_the_run_folder_to_pass(model, tokenizer, tmp_path, fake_hub, capsys):
+    """A Trainer checkpoint holds a loadable model but no training_args.json / metrics.json: not what to share."""
+    checkpoint = tmp_path / "runs" / "sst-iat" / "checkpoint-500"
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 500}))
+    capsys.readouterr()  # the progress bars of save_pretrained
+    out = tmp_path / "dry"
+    argv = ["push", str(checkpoint), "--repo_id", "ns/name", "--adv_method", "vanilla", "--dry_run", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{str(checkpoint)!r} is a Trainer checkpoint, not a finished run folder" in err
+    assert f"pass the run folder it lies in ({str(checkpoint.parent)!r})" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with pytest.raises(ValueError, match="is a Trainer checkpoint"):
+        push_to_hub(checkpoint, "ns/name")
+    assert not out.exists() and all(not calls for calls in fake_hub.values())

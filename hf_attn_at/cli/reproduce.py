@@ -16,6 +16,10 @@ With `--records_dir`, each finished run's small files (`RECORD_FILES`: metrics, 
 weights) are also copied to `RECORDS_DIR/<task>/<method>[-eps<ε>]/seed<seed>/`. A recorded run counts as finished
 and is aggregated like a run folder, so a committed records folder regenerates the report without the run
 folders, and a grid can be completed over several machines or sessions.
+
+Task labels name folders and files: they are letters, digits, `.`, `_` and `-` (see `safe_path_component`). Before
+anything is written, every `results.json` aggregated must hold a valid `task`, `method`, `epsilon` and `seed` that
+give its own folder's name, and no figure, report, card or record is written outside its folder.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
-from ..arguments import CustomDataArguments
+from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
 from ..run_folder import check_settings, read_settings, run_settings
 from ..training_args import AdversarialMethod
@@ -144,8 +148,21 @@ class Run:
 
     @property
     def name(self) -> str:
-        eps = "" if self.epsilon is None else f"-eps{self.epsilon:g}"
-        return f"{self.label}/{self.method}{eps}/seed{self.seed}"
+        return run_name(self.label, self.method, self.epsilon, self.seed)
+
+
+def run_name(task: str, method: str, epsilon: float | None, seed: int) -> str:
+    """`<task>/<method>[-eps<ε>]/seed<seed>`: where a run lies under `OUTPUT_DIR/runs` and `--records_dir`."""
+    eps = "" if epsilon is None else f"-eps{epsilon:g}"
+    return f"{task}/{method}{eps}/seed{seed}"
+
+
+def inside(root: Path, *names: str) -> Path:
+    """`root / names`, or a `ValueError` when that path resolves outside `root` (through `..` or a symbolic link)."""
+    path = root.joinpath(*names)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"refusing to write {path}: it resolves to {path.resolve()}, outside {root}")
+    return path
 
 
 def plan_runs(args: ReproduceArguments, custom: CustomDataArguments | None = None) -> list[Run]:
@@ -247,14 +264,14 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
                 remedy="give another --output_dir (and --records_dir), or delete that run to run it again",
             )
     for run in tqdm(todo, desc="reproduce", unit="run"):
-        run_dir = root / run.name
+        run_dir = inside(root, run.name)
         done = run_dir / "results.json"
         logger.info("run %s", run.name)
         run_experiment(*run_arguments(args, run, run_dir, custom))
         if done.is_file():  # written by the main process only
             done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
             if args.records_dir:
-                record_run(run_dir, Path(args.records_dir) / run.name)
+                record_run(run_dir, inside(Path(args.records_dir), run.name))
 
 
 def record_run(run_dir: Path, record_dir: Path) -> Path:
@@ -280,7 +297,7 @@ def finished_runs(output_dir: str | Path, records_dir: str | Path | None = None)
     if records_dir is not None:
         for name, run_dir in runs.items():
             if name not in records or _newer(run_dir, records[name]):
-                records[name] = record_run(run_dir, Path(records_dir) / name)
+                records[name] = record_run(run_dir, inside(Path(records_dir), name))
     return dict(sorted({**records, **runs}.items()))
 
 
@@ -307,9 +324,32 @@ def _test_metric(result: dict, name: str) -> float | None:
     return result["metrics"][split].get(f"{split}_{name}")
 
 
-def load_result(run_dir: Path) -> dict:
-    """A finished run's `results.json`, with `num_labels` from its `config.json` (for `predicts_one_class`)."""
-    result = json.loads((run_dir / "results.json").read_text())
+def load_result(run_dir: Path, name: str) -> dict:
+    """A finished run's `results.json`, with `num_labels` from its `config.json` (for `predicts_one_class`).
+
+    Its `task`, `method`, `epsilon` and `seed` name figures, reports and model cards: a `ValueError` names the file
+    unless they are valid and give `name`, the run's folder under its root (see `run_name`).
+    """
+    path = run_dir / "results.json"
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): a run's results.json is a JSON object") from e
+    if not isinstance(result, dict):
+        raise ValueError(f"{path} must hold a JSON object (a run's results), got {type(result).__name__}")
+    task, method, epsilon, seed = (result.get(key) for key in ("task", "method", "epsilon", "seed"))
+    safe_path_component(task, f"`task` in {path}")
+    if method not in ALL_METHODS:
+        raise ValueError(f"`method` in {path} must be one of {', '.join(ALL_METHODS)}, got {method!r}")
+    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
+                                or not 0 < epsilon < math.inf):
+        raise ValueError(f"`epsilon` in {path} must be null or a finite number > 0, got {epsilon!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"`seed` in {path} must be an integer, got {seed!r}")
+    recorded = run_name(task, method, epsilon, seed)
+    if recorded != name:
+        raise ValueError(f"{path} records the run {recorded!r} (its task, method, epsilon and seed) but lies in the "
+                         f"folder of {name!r}: move the run folder or correct its results.json")
     config = run_dir / "config.json"
     if config.is_file():
         result["num_labels"] = len(json.loads(config.read_text())["id2label"])
@@ -497,7 +537,7 @@ def write_figures(table: dict, run_dirs: dict[str, Path], figures_dir: Path) -> 
         if len({(s["method"], s["epsilon"]) for s in sweep}) > len({s["method"] for s in sweep}):
             vanilla = rows.get(("vanilla", None))
             reference = None if vanilla is None else {"accuracy": vanilla["accuracy"][0], "pearson": vanilla["pearson"][0]}
-            figures[task].append(plot_epsilon_sweep(sweep, figures_dir / f"{task}_epsilon.png", reference))
+            figures[task].append(plot_epsilon_sweep(sweep, inside(figures_dir, f"{task}_epsilon.png"), reference))
         report_runs = {}
         for key in sorted(rows, key=_method_order):
             if key[1] not in (None, DEFAULT_EPSILON) and (key[0], DEFAULT_EPSILON) in rows:
@@ -507,7 +547,7 @@ def write_figures(table: dict, run_dirs: dict[str, Path], figures_dir: Path) -> 
             if run_dir is not None:
                 report_runs[f"{key[0]}{eps}"] = _report_run(run_dir)
         if report_runs:
-            report = write_report(report_runs, figures_dir / f"{task}_report", num_examples=3,
+            report = write_report(report_runs, inside(figures_dir, f"{task}_report"), num_examples=3,
                                   title=f"{task}: attention vs gradient importance")
             figures[task] += [report.parent / "agreement.png", report.parent / "heatmap_0.png", report]
     return figures
@@ -526,7 +566,7 @@ def write_model_cards(table: dict, run_dirs: dict[str, Path], out_dir: Path) -> 
             name = f"{method}{'' if eps is None else f'-eps{eps:g}'}"
             run_dir = _first_seed(run_dirs, task, name)
             if run_dir is not None:
-                path = out_dir / f"{task}-{name}.md"
+                path = inside(out_dir, f"{task}-{name}.md")
                 card_from_run_dir(run_dir).save(path)
                 written.append(path)
     return written
@@ -586,6 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                               description=__doc__)
     args, custom = parser.parse_args_into_dataclasses(args=argv)
     custom.check_custom()
+    if custom.is_custom and custom.task_label is None:  # the label from the file or dataset name names folders
+        source = "--dataset_name" if custom.dataset_name else "--train_file"
+        safe_path_component(custom.custom_label, f"the task label from {source} (else set --task_label)")
     if custom.is_custom and args.tasks:
         raise ValueError(f"--tasks {args.tasks} are built-in tasks: with --train_file/--dataset_name the grid has one "
                          f"task, your data (named {custom.custom_label!r}; set it with --task_label)")
@@ -597,7 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = Path(args.output_dir) / "runs"
         raise ValueError(f"no finished run under {where}" + (f" or {args.records_dir}" if args.records_dir else "")
                          + " to aggregate")
-    results = [load_result(d) for d in run_dirs.values()]
+    results = [load_result(run_dir, name) for name, run_dir in run_dirs.items()]
     results_file = write_results(args, run_dirs, results, time.perf_counter() - start, command)
     print_summary(results)
     print(f"results: {results_file}")

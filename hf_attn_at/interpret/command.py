@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels must be distinct, got {labels}")
     if args.max_examples is not None and args.max_examples < 1:
         raise ValueError(f"--max_examples must be >= 1, got {args.max_examples}")
-    epsilon_runs = json.loads(Path(args.epsilon_runs).read_text()) if args.epsilon_runs else None
+    epsilon_runs = read_epsilon_runs(args.epsilon_runs) if args.epsilon_runs else None
     data_path = Path(args.dataset_dir)
     raw = _read_file(args) if data_path.is_file() else None
     tokenized = None if raw is not None else _load_tokenized(data_path, args.split, args.max_examples)
@@ -141,3 +142,22 @@ def run(args: argparse.Namespace) -> int:
                   f"{s[f'{method}_kendall_mean']:>10.4f} ± {s[f'{method}_kendall_std']:.3f}")
     print(f"report: {report}")
     return 0
+
+
+def read_epsilon_runs(path: str) -> list[dict[str, Any]]:
+    """The ε sweep in the file `path` (`--epsilon_runs`); a `ValueError` names the file and the expected format."""
+    expected = ('expected a non-empty JSON list of {"method": str, "epsilon": number > 0, "accuracy": number, '
+                '"pearson": number} objects')
+    try:
+        runs = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # missing, a folder, not UTF-8 or not JSON
+        raise ValueError(f"--epsilon_runs {path!r}: {e}; {expected}") from e
+    if not isinstance(runs, list) or not runs:
+        raise ValueError(f"--epsilon_runs {path!r}: it holds {reprlib.repr(runs)}; {expected}")
+    for i, run in enumerate(runs):
+        fields = run if isinstance(run, dict) else {}
+        numbers = [fields.get(key) for key in ("epsilon", "accuracy", "pearson")]
+        if not (isinstance(fields.get("method"), str)
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers) and numbers[0] > 0):
+            raise ValueError(f"--epsilon_runs {path!r}: entry {i} is {reprlib.repr(run)}; {expected}")
+    return runs
