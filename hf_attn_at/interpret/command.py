@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.custom import FORMATS
     from .evaluate import explain_model
-    from .report import write_report
+    from .report import check_epsilon_runs, write_report
 
     labels = args.labels or [Path(p).name for p in args.model_name_or_path]
     if len(labels) != len(args.model_name_or_path):
@@ -190,7 +190,13 @@ def run(args: argparse.Namespace) -> int:
                                ("--num_heatmaps", args.num_heatmaps, 0), ("--max_tokens", args.max_tokens, 1)):
         if value is not None and value < least:
             raise ValueError(f"{flag} must be >= {least}, got {value}")
-    epsilon_runs = json.loads(Path(args.epsilon_runs).read_text()) if args.epsilon_runs else None
+    epsilon_runs = None
+    if args.epsilon_runs:
+        try:
+            epsilon_runs = json.loads(Path(args.epsilon_runs).read_text())
+            check_epsilon_runs(epsilon_runs)
+        except ValueError as err:  # json.JSONDecodeError included
+            raise ValueError(f"--epsilon_runs {args.epsilon_runs}: {err}") from err
     data_path = Path(args.dataset_dir)
     if not data_path.exists():
         kind = "file" if data_path.suffix.lower() in FORMATS else "folder"

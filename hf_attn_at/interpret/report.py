@@ -11,6 +11,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,21 @@ def plot_agreement(runs: Mapping[str, dict], path: str | Path) -> Path:
     return Path(path)
 
 
+def check_epsilon_runs(epsilon_runs: Sequence[Mapping]) -> None:
+    """`ValueError` unless `epsilon_runs` is a list of dicts with `method`, `epsilon` (> 0), `accuracy`, `pearson`."""
+    required = ("method", "epsilon", "accuracy", "pearson")
+    if not isinstance(epsilon_runs, Sequence) or isinstance(epsilon_runs, str):
+        raise ValueError(f"epsilon runs must be a list of {{{', '.join(required)}}}, got {type(epsilon_runs).__name__}")
+    for i, run in enumerate(epsilon_runs):
+        if not isinstance(run, Mapping):
+            raise ValueError(f"epsilon run {i} must be a dict with {list(required)}, got {run!r}")
+        missing = [k for k in required if k not in run]
+        if missing:
+            raise ValueError(f"epsilon run {i} lacks {missing}: each needs {list(required)}, got {sorted(run)}")
+        if not isinstance(run["epsilon"], Real) or not run["epsilon"] > 0:
+            raise ValueError(f"epsilon run {i}: epsilon must be a number > 0 for the log axis, got {run['epsilon']!r}")
+
+
 def plot_epsilon_sweep(
     epsilon_runs: Sequence[Mapping], path: str | Path, reference: Mapping[str, float] | None = None
 ) -> Path:
@@ -128,13 +144,7 @@ def plot_epsilon_sweep(
     """
     if reference is not None and not {"accuracy", "pearson"} <= set(reference):
         raise ValueError(f"reference needs 'accuracy' and 'pearson', got {sorted(reference)}")
-    required = ("method", "epsilon", "accuracy", "pearson")
-    for i, run in enumerate(epsilon_runs):
-        missing = [k for k in required if k not in run]
-        if missing:
-            raise ValueError(f"epsilon run {i} lacks {missing}: each needs {list(required)}, got {sorted(run)}")
-        if not run["epsilon"] > 0:
-            raise ValueError(f"epsilon run {i}: epsilon must be > 0 for the log axis, got {run['epsilon']!r}")
+    check_epsilon_runs(epsilon_runs)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for method in dict.fromkeys(run["method"] for run in epsilon_runs):

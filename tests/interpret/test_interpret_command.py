@@ -110,6 +110,20 @@ def test_explain_bad_paths_and_values_are_one_line(model_dir, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("content", "problem"), [
+    ("[{'method': 'at'}]", "Expecting property name"),
+    ('{"method": "at", "epsilon": 1, "accuracy": 0.8, "pearson": 0.3}', "must be a list of"),
+    ('[{"method": "at", "epsilon": "1", "accuracy": 0.8, "pearson": 0.3}]', "epsilon must be a number > 0"),
+])
+def test_explain_checks_epsilon_runs_before_explaining(model_dir, tmp_path, capsys, content, problem):
+    data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
+    (tmp_path / "sweep.json").write_text(content)
+    code, error = explain(capsys, "--model_name_or_path", model_dir, "--dataset_dir", data, "--output_dir",
+                          tmp_path / "out", "--epsilon_runs", tmp_path / "sweep.json")
+    assert code == 2 and f"--epsilon_runs {tmp_path / 'sweep.json'}: " in error and problem in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_explain_names_corrupt_or_unsafe_weights(model_dir, tmp_path, capsys):
     import shutil
 
