@@ -88,20 +88,21 @@ def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
     """
     names = {str(name): int(i) for i, name in config.id2label.items()}
     ids_allowed = not any(_INT.fullmatch(name) for name in names)
-    classes = {}
-    for value in dict.fromkeys(values):
+    ids, unknown = [], []  # the first 11 distinct unknown values
+    for value in values:
         key = _label_key(value)
         if key in names:
-            classes[value] = names[key]
+            ids.append(names[key])
         elif ids_allowed and key is not None and _INT.fullmatch(key) and 0 <= int(key) < config.num_labels:
-            classes[value] = int(key)
-    unknown = [value for value in dict.fromkeys(values) if value not in classes]
+            ids.append(int(key))
+        elif len(unknown) <= 10 and value not in unknown:
+            unknown.append(value)
     if unknown:
         allowed = (f"its class names {list(names)} or ids 0..{config.num_labels - 1}" if ids_allowed else
                    f"its class names {list(names)} (ids are not accepted: the names are integers themselves)")
         raise ValueError(f"--dataset_dir labels {unknown[:10]}{' ...' if len(unknown) > 10 else ''} are not "
                          f"classes of {model_dir}: labels must be {allowed}")
-    return [classes[value] for value in values]
+    return ids
 
 
 def _load_tokenized(path: Path, split: str, max_examples: int | None):
@@ -140,7 +141,7 @@ def _load_model(model_dir: str):
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as err:
         raise ValueError(f"--model_name_or_path {model_dir}: cannot load its tokenizer (tokenizer.json, "
-                         f"tokenizer_config.json): {str(err).splitlines()[0]}") from err
+                         f"tokenizer_config.json): {' '.join(str(err).split())}") from err
     try:
         model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
     except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as err:

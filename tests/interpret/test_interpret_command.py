@@ -75,6 +75,8 @@ def test_ids_accepted_when_class_names_are_not_integers():
     with pytest.raises(ValueError, match=r"labels \[2, 'neutral', 1.5\] are not classes of m: labels must be its "
                                          r"class names \['negative', 'positive'\] or ids 0..1"):
         _label_ids([0, 2, "neutral", 1.5, 2], config, "m")
+    with pytest.raises(ValueError, match=r"labels \[\[0\], 2, 3, 4, 5, 6, 7, 8, 9, 10\] \.\.\. are not classes"):
+        _label_ids([[0], *range(2, 100)], config, "m")
 
 
 def test_explain_rejects_a_file_labelled_with_ids_for_integer_class_names(tmp_path, capsys):
@@ -140,6 +142,16 @@ def test_explain_names_corrupt_or_unsafe_weights(model_dir, tmp_path, capsys):
     class Unsafe:
         def __reduce__(self):
             return os.getcwd, ()
+
+    no_weights = shutil.copytree(model_dir, tmp_path / "no_weights")
+    (no_weights / "model.safetensors").unlink()
+    code, error = explain(capsys, "--model_name_or_path", no_weights, "--dataset_dir", data, "--output_dir", tmp_path)
+    assert code == 2 and f"--model_name_or_path {no_weights} has no weights: expected one of" in error
+    no_tokenizer = tmp_path / "no_tokenizer"
+    no_tokenizer.mkdir()
+    shutil.copy(model_dir / "config.json", no_tokenizer)
+    code, error = explain(capsys, "--model_name_or_path", no_tokenizer, "--dataset_dir", data, "--output_dir", tmp_path)
+    assert code == 2 and f"--model_name_or_path {no_tokenizer}: cannot load its tokenizer" in error
 
     unsafe = shutil.copytree(model_dir, tmp_path / "unsafe")
     (unsafe / "model.safetensors").unlink()
