@@ -203,6 +203,22 @@ def test_long_texts_are_explained_on_their_first_tokens_with_a_warning(model_dir
     assert alone["summary"]["max_tokens"] is None and alone["summary"]["num_truncated"] == 0
 
 
+def test_a_cut_pair_is_explained_as_its_cut_texts():
+    tokenizer = build_word_tokenizer(TEXTS)
+    torch.manual_seed(0)
+    model = BiLSTMAttentionForSequenceClassification(tiny_config(
+        ["no", "yes"], vocab_size=len(tokenizer), input_type="pair", pad_token_id=tokenizer.pad_token_id,
+        sep_token_id=tokenizer.sep_token_id)).eval()
+    premises, hypotheses = ["the plot is good but the acting is bad", "good"], ["a bad film", "a good film"]
+    full = explain_model(model, tokenizer, dict(tokenizer(premises, hypotheses)), show_progress=False, max_tokens=2)
+    cut = [" ".join(t.split()[:2]) for t in premises], [" ".join(t.split()[:2]) for t in hypotheses]
+    alone = explain_model(model, tokenizer, dict(tokenizer(*cut)), show_progress=False)
+    assert full["summary"]["num_truncated"] == 2 and full["tokens"] == alone["tokens"] == [["the", "plot"], ["good"]]
+    for i in range(2):
+        np.testing.assert_allclose(full["attention"][i], alone["attention"][i], rtol=1e-5)
+        np.testing.assert_allclose(full["importance"]["gradient"][i], alone["importance"]["gradient"][i], rtol=1e-4)
+
+
 def test_explain_records_the_token_cap(model_dir, tmp_path, capsys):
     data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
     assert explain(capsys, "--model_name_or_path", model_dir, "--dataset_dir", data, "--output_dir", tmp_path / "out",
