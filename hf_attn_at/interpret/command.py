@@ -200,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--epsilon_runs {args.epsilon_runs}: {err}") from err
     data_path = Path(args.dataset_dir)
     if not data_path.exists():
-        kind = "file" if data_path.suffix.lower() in FORMATS else "folder"
+        suffix = data_path.suffix.lower()
+        kind = "file" if suffix in FORMATS else "file or folder" if suffix else "folder"
         raise FileNotFoundError(f"--dataset_dir {data_path}: no such {kind}; expected a data file "
                                 f"({', '.join(FORMATS)}) or a tokenized `save_to_disk` folder")
     raw = _read_file(args) if data_path.is_file() else None

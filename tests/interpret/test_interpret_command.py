@@ -99,7 +99,9 @@ def test_explain_bad_paths_and_values_are_one_line(model_dir, tmp_path, capsys):
     code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "missing.csv")
     assert code == 2 and f"--dataset_dir {tmp_path / 'missing.csv'}: no such file" in error
     code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "missing_folder")
-    assert code == 2 and f"--dataset_dir {tmp_path / 'missing_folder'}: no such folder" in error
+    assert code == 2 and f"--dataset_dir {tmp_path / 'missing_folder'}: no such folder;" in error
+    code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "missing.txt")
+    assert code == 2 and f"--dataset_dir {tmp_path / 'missing.txt'}: no such file or folder;" in error
     (tmp_path / "not_a_dataset").mkdir()
     code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "not_a_dataset")
     assert code == 2 and "is a folder but not a `save_to_disk` dataset" in error
