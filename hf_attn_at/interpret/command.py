@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import reprlib
+import re
 from pathlib import Path
 from typing import Any
 
 from .importance import IMPORTANCE_METHODS
+
+# Weight files of a `save_pretrained` folder, in the order `from_pretrained` looks for them.
+WEIGHTS_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+_INT = re.compile(r"[+-]?\d+")
 
 
 def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -36,13 +41,18 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     parser.add_argument("--split", default="test", help="DatasetDict split, or the file's `exp_split` value")
     parser.add_argument("--text_column", help="text column of a file (inferred: text, sentence, premise, ...)")
     parser.add_argument("--text_pair_column", help="second text of pair models (inferred: sentence2, hypothesis)")
-    parser.add_argument("--label_column", help="label column of a file (inferred: label, ...)")
+    parser.add_argument("--label_column",
+                        help="label column of a file (inferred: label, ...); a label is a class name of the model "
+                             "(its config's id2label), or a class id 0..N-1 when no class name is an integer")
     parser.add_argument("--output_dir", required=True, help="report folder")
     parser.add_argument("--max_examples", type=int, help="only the first N examples")
     parser.add_argument("--methods", nargs="+", default=["gradient"], choices=sorted(IMPORTANCE_METHODS),
                         help="importance methods to compare attention with")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--num_heatmaps", type=int, default=4, help="examples drawn as heat maps")
+    parser.add_argument("--num_heatmaps", type=int, default=4, help="examples drawn as heat maps (>= 0)")
+    parser.add_argument("--max_tokens", type=int, default=5000,
+                        help="texts (each text of a pair) longer than this are explained on their first N tokens, "
+                             "with a warning; recorded in metrics.json")
     parser.add_argument("--epsilon_runs", help="json list of {method, epsilon, accuracy, pearson} for the ε figure")
     return parser
 
@@ -57,27 +67,54 @@ def _read_file(args: argparse.Namespace) -> dict[str, list]:
     return ds.to_dict()
 
 
+def _label_key(value: Any) -> str | None:
+    """A raw label as a class name, integers in decimal (`1`, `1.0`, `"01"` give `"1"`); `None` for other types."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(int(value)) if float(value).is_integer() else None
+    if isinstance(value, str):
+        return str(int(value)) if _INT.fullmatch(value.strip()) else value
+    return None
+
+
 def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
-    """Raw labels as the model's class ids: by name (`config.label2id`), else integers that are valid ids."""
-    label2id = {str(k): v for k, v in (config.label2id or {}).items()}
-    ids = []
+    """Raw labels as the model's class ids.
+
+    A label is one of the class names of `config.id2label`, compared as strings (integers in decimal). When
+    none of the class names is an integer, an integer label that is not a name is a class id
+    `0..num_labels - 1`. When some are (a model trained on labels `1`/`2`), labels are names only, so `1`
+    never silently means id 1. Any other value raises a `ValueError` naming it and the allowed labels.
+    """
+    names = {str(name): int(i) for i, name in config.id2label.items()}
+    ids_allowed = not any(_INT.fullmatch(name) for name in names)
+    ids, unknown = [], []  # the first 11 distinct unknown values
     for value in values:
-        if str(value) in label2id:
-            ids.append(label2id[str(value)])
-        elif isinstance(value, int) and 0 <= value < config.num_labels:
-            ids.append(value)
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit() and 0 <= int(value) < config.num_labels:
-            ids.append(int(value))
-        else:
-            raise ValueError(f"label {value!r} is not a class of {model_dir}: its labels are {list(label2id)} "
-                             f"(or ids 0..{config.num_labels - 1})")
+        key = _label_key(value)
+        if key in names:
+            ids.append(names[key])
+        elif ids_allowed and key is not None and _INT.fullmatch(key) and 0 <= int(key) < config.num_labels:
+            ids.append(int(key))
+        elif len(unknown) <= 10 and value not in unknown:
+            unknown.append(value)
+    if unknown:
+        allowed = (f"its class names {list(names)} or ids 0..{config.num_labels - 1}" if ids_allowed else
+                   f"its class names {list(names)} (ids are not accepted: the names are integers themselves)")
+        raise ValueError(f"--dataset_dir labels {unknown[:10]}{' ...' if len(unknown) > 10 else ''} are not "
+                         f"classes of {model_dir}: labels must be {allowed}")
     return ids
 
 
 def _load_tokenized(path: Path, split: str, max_examples: int | None):
     from datasets import DatasetDict, load_from_disk
 
-    dataset = load_from_disk(str(path))
+    from ..data.custom import FORMATS
+
+    try:
+        dataset = load_from_disk(str(path))
+    except FileNotFoundError as err:
+        raise ValueError(f"--dataset_dir {path} is a folder but not a `save_to_disk` dataset: give a tokenized "
+                         f"`save_to_disk` folder or a data file ({', '.join(FORMATS)})") from err
     if isinstance(dataset, DatasetDict):
         if split not in dataset:
             raise ValueError(f"split {split!r} is not in {path}: it has {list(dataset)}")
@@ -85,6 +122,42 @@ def _load_tokenized(path: Path, split: str, max_examples: int | None):
     if "input_ids" not in dataset.column_names:
         raise ValueError(f"{path} is not tokenized: columns {dataset.column_names} lack `input_ids`")
     return dataset if max_examples is None else dataset.select(range(min(max_examples, len(dataset))))
+
+
+def _load_model(model_dir: str):
+    """The tokenizer and float32 model saved in `model_dir`; one-line errors naming the missing or bad file."""
+    import pickle
+
+    import torch
+    from safetensors import SafetensorError
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        problem = "has no config.json" if folder.is_dir() else "is not a folder"
+        raise FileNotFoundError(f"--model_name_or_path {model_dir} {problem}: expected a model folder saved by "
+                                "`train` (`save_pretrained`)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--model_name_or_path {model_dir}: cannot load its tokenizer (tokenizer.json, "
+                         f"tokenizer_config.json): {' '.join(str(err).split())}") from err
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+    except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as err:
+        weights = next((folder / name for name in WEIGHTS_NAMES if (folder / name).is_file()), None)
+        if weights is None:
+            raise ValueError(f"--model_name_or_path {model_dir} has no weights: expected one of "
+                             f"{list(WEIGHTS_NAMES)}") from err
+        if isinstance(err, pickle.UnpicklingError):
+            reason = ("torch refuses to unpickle it with weights_only=True (it holds objects other than "
+                      "tensors); if you trust its source, re-save the model as model.safetensors")
+        elif isinstance(err, OSError):
+            reason = " ".join(str(err).split())
+        else:
+            reason = f"the file is corrupt or truncated ({' '.join(str(err).split())})"
+        raise ValueError(f"--model_name_or_path {model_dir}: cannot load {weights}: {reason}") from err
+    return tokenizer, model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,12 +172,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Explain every model over the dataset and write the report; print a summary table."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    """Explain every model over the dataset and write the report; print a summary table.
 
+    Every input is checked and every model loaded before the first one is explained.
+    """
     import hf_attn_at  # noqa: F401  (registers the models with the Auto classes)
 
+    from ..data.custom import FORMATS
     from .evaluate import explain_model
     from .report import write_report
 
@@ -113,24 +187,35 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels needs one name per model: {len(args.model_name_or_path)} models, got {labels}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"--labels must be distinct, got {labels}")
-    if args.max_examples is not None and args.max_examples < 1:
-        raise ValueError(f"--max_examples must be >= 1, got {args.max_examples}")
+    for flag, value, least in (("--max_examples", args.max_examples, 1), ("--batch_size", args.batch_size, 1),
+                               ("--num_heatmaps", args.num_heatmaps, 0), ("--max_tokens", args.max_tokens, 1)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be >= {least}, got {value}")
     epsilon_runs = read_epsilon_runs(args.epsilon_runs) if args.epsilon_runs else None
     data_path = Path(args.dataset_dir)
+    if not data_path.exists():
+        suffix = data_path.suffix.lower()
+        kind = "file" if suffix in FORMATS else "file or folder" if suffix else "folder"
+        raise FileNotFoundError(f"--dataset_dir {data_path}: no such {kind}; expected a data file "
+                                f"({', '.join(FORMATS)}) or a tokenized `save_to_disk` folder")
     raw = _read_file(args) if data_path.is_file() else None
     tokenized = None if raw is not None else _load_tokenized(data_path, args.split, args.max_examples)
 
-    runs = {}
+    inputs = {}
     for label, model_dir in zip(labels, args.model_name_or_path, strict=True):
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+        tokenizer, model = _load_model(model_dir)
         dataset = tokenized
         if raw is not None:
             encoded = tokenizer(raw["text"], raw.get("text_pair"))
             dataset = {"input_ids": encoded["input_ids"], "label": _label_ids(raw["label"], model.config, model_dir)}
             if "text_pair" in raw:
                 dataset["token_type_ids"] = encoded["token_type_ids"]
-        runs[label] = explain_model(model, tokenizer, dataset, batch_size=args.batch_size, methods=args.methods)
+        inputs[label] = model, tokenizer, dataset
+    runs = {
+        label: explain_model(model, tokenizer, dataset, batch_size=args.batch_size, methods=args.methods,
+                             max_tokens=args.max_tokens)
+        for label, (model, tokenizer, dataset) in inputs.items()
+    }
     report = write_report(runs, args.output_dir, epsilon_runs=epsilon_runs, num_examples=args.num_heatmaps)
 
     print(f"{'model':<16}{'method':<22}{'accuracy':>10}{'pearson':>18}{'kendall':>18}")
@@ -145,19 +230,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def read_epsilon_runs(path: str) -> list[dict[str, Any]]:
-    """The ε sweep in the file `path` (`--epsilon_runs`); a `ValueError` names the file and the expected format."""
-    expected = ('expected a non-empty JSON list of {"method": str, "epsilon": number > 0, "accuracy": number, '
-                '"pearson": number} objects')
+    """The ε sweep in the file `path` (`--epsilon_runs`), checked by `check_epsilon_runs`; a `ValueError` names
+    the file and the problem (missing, not JSON, wrong shape)."""
+    from .report import check_epsilon_runs
+
     try:
         runs = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # missing, a folder, not UTF-8 or not JSON
-        raise ValueError(f"--epsilon_runs {path!r}: {e}; {expected}") from e
-    if not isinstance(runs, list) or not runs:
-        raise ValueError(f"--epsilon_runs {path!r}: it holds {reprlib.repr(runs)}; {expected}")
-    for i, run in enumerate(runs):
-        fields = run if isinstance(run, dict) else {}
-        numbers = [fields.get(key) for key in ("epsilon", "accuracy", "pearson")]
-        if not (isinstance(fields.get("method"), str)
-                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers) and numbers[0] > 0):
-            raise ValueError(f"--epsilon_runs {path!r}: entry {i} is {reprlib.repr(run)}; {expected}")
+        check_epsilon_runs(runs)
+    except (OSError, ValueError) as err:  # missing, a folder, not UTF-8, not JSON, wrong shape
+        raise ValueError(f"--epsilon_runs {path}: {err}") from None
     return runs

@@ -31,6 +31,31 @@ def _collate(rows: dict[str, list], pad_token_id: int) -> dict[str, torch.Tensor
     return batch
 
 
+def _truncate(rows: dict[str, list], max_tokens: int) -> int:
+    """Cut each text of `rows` (each segment of a pair) to its first `max_tokens` tokens, in place.
+
+    A pair `a <sep> b` (`token_type_ids` 0 on `a`, 1 from `<sep>` on) keeps its `<sep>`. Returns how many
+    examples were cut.
+    """
+    types = rows.get("token_type_ids")
+    cut = 0
+    for i, ids in enumerate(rows["input_ids"]):
+        split = types[i].index(1) if types is not None and 1 in types[i] else len(ids)
+        first, second = ids[:split], ids[split + 1 :]
+        if len(first) <= max_tokens and len(second) <= max_tokens:
+            continue
+        cut += 1
+        first, second = first[:max_tokens], second[:max_tokens]
+        if split == len(ids):
+            rows["input_ids"][i] = first
+            if types is not None:
+                types[i] = types[i][:max_tokens]
+        else:
+            rows["input_ids"][i] = [*first, ids[split], *second]
+            types[i] = [0] * len(first) + [1] * (len(second) + 1)
+    return cut
+
+
 def explain_model(
     model: nn.Module,
     tokenizer=None,
@@ -39,6 +64,7 @@ def explain_model(
     methods: Sequence[str] = ("gradient",),
     label_column: str = "label",
     show_progress: bool = True,
+    max_tokens: int | None = None,
 ) -> dict:
     """Attention, importance and attention-importance agreement for every example of `dataset`.
 
@@ -54,18 +80,23 @@ def explain_model(
             `leave_one_out`).
         label_column: the gold-label column.
         show_progress: show a tqdm bar.
+        max_tokens: explain texts (each text of a pair) longer than this on their first `max_tokens` tokens,
+            with a warning saying how many were cut (`None`: no cap).
 
     Returns:
         A dict: `tokens` (per example, the attended tokens), `attention` and `importance[method]` (per
         example, 1-D float arrays over those tokens), `predictions`, `labels` (int arrays of shape
         `(num_examples,)`, labels -1 when absent), `agreement[method]` (see `attention_agreement`),
-        and `summary` (plain floats: accuracy and mean/std of each correlation per method).
+        and `summary` (plain numbers: accuracy, `num_examples`, `max_tokens`, `num_truncated` and
+        mean/std of each correlation per method).
     """
     unknown = [m for m in methods if m not in IMPORTANCE_METHODS]
     if unknown or not methods:
         raise ValueError(f"methods must be a non-empty subset of {sorted(IMPORTANCE_METHODS)}, got {list(methods)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens!r}")
     columns = dataset.column_names if hasattr(dataset, "column_names") else list(dataset)
     if "input_ids" not in columns:
         raise ValueError(f"the dataset must be tokenized (an `input_ids` column); it has columns {columns}")
@@ -80,12 +111,15 @@ def explain_model(
     importance: dict[str, list] = {m: [None] * num_examples for m in methods}
     predictions = np.zeros(num_examples, dtype=np.int64)
     labels = np.full(num_examples, -1, dtype=np.int64)
+    num_truncated = 0
     for start in tqdm(range(0, num_examples, batch_size), desc="explain", disable=not show_progress):
         index = order[start : start + batch_size]
         if hasattr(dataset, "select"):
             rows = dataset.select(index).to_dict()
         else:
             rows = {c: [dataset[c][i] for i in index] for c in keep}
+        if max_tokens is not None:
+            num_truncated += _truncate(rows, max_tokens)
         batch = {k: v.to(device) for k, v in _collate(rows, pad_id).items()}
         with torch.no_grad():
             outputs = model(**batch)
@@ -102,10 +136,15 @@ def explain_model(
             attention[i] = weights[row][mask[row]]
             for m in methods:
                 importance[m][i] = scores[m][row][mask[row]]
+    if num_truncated:
+        logger.warning("%d of %d examples have a text longer than %d tokens: explained on its first %d tokens",
+                       num_truncated, num_examples, max_tokens, max_tokens)
     agreement = {m: attention_agreement(attention, importance[m]) for m in methods}
     labelled = labels >= 0
     accuracy = float((predictions[labelled] == labels[labelled]).mean()) if labelled.any() else float("nan")
-    summary: dict[str, float] = {"accuracy": accuracy, "num_examples": num_examples}
+    summary: dict[str, float | None] = {
+        "accuracy": accuracy, "num_examples": num_examples, "max_tokens": max_tokens, "num_truncated": num_truncated,
+    }
     for m in methods:
         for measure in ("pearson", "kendall"):
             stats = agreement[m][f"{measure}_summary"]

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,11 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _literal(text: str) -> str:
+    """`text` escaped for matplotlib, which would otherwise read `$...$` as mathtext (and fail on `$$`)."""
+    return text.replace("$", r"\$")
 
 
 def json_safe(value):
@@ -82,12 +88,12 @@ def plot_heatmap(runs: Mapping[str, dict], index: int, path: str | Path) -> Path
         ax.imshow(np.divide(values, peak, out=np.zeros_like(values), where=peak > 0), cmap="Reds", vmin=0, vmax=1,
                   aspect="auto")
         ax.set_yticks(range(len(rows)), [name for name, _ in rows])
-        ax.set_xticks(range(len(tokens)), tokens, rotation=90)
+        ax.set_xticks(range(len(tokens)), [_literal(token) for token in tokens], rotation=90)
         for r in range(values.shape[0]):
             for c in range(values.shape[1]):
                 ax.text(c, r, f"{values[r, c]:.2f}", ha="center", va="center", fontsize=6)
-        ax.set_title(f"{label} (prediction {int(run['predictions'][index])}, label {int(run['labels'][index])})",
-                     fontsize=9)
+        ax.set_title(f"{_literal(label)} (prediction {int(run['predictions'][index])}, "
+                     f"label {int(run['labels'][index])})", fontsize=9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
@@ -101,13 +107,29 @@ def plot_agreement(runs: Mapping[str, dict], path: str | Path) -> Path:
     for ax, measure in zip(axes, ("pearson", "kendall"), strict=True):
         data = [runs[label]["agreement"][method][measure] for label, method in groups]
         ax.boxplot([d[np.isfinite(d)] for d in data], showmeans=True)
-        ax.set_xticks(range(1, len(groups) + 1), [f"{label}\n{method}" for label, method in groups], fontsize=8)
+        ax.set_xticks(range(1, len(groups) + 1), [_literal(f"{label}\n{method}") for label, method in groups],
+                      fontsize=8)
         ax.set_ylabel("Pearson's r" if measure == "pearson" else "Kendall's τ")
         ax.axhline(0, color="gray", linewidth=0.5)
         ax.set_title(f"attention vs importance: {'Pearson' if measure == 'pearson' else 'Kendall'}")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def check_epsilon_runs(epsilon_runs: Sequence[Mapping]) -> None:
+    """`ValueError` unless `epsilon_runs` is a list of dicts with `method`, `epsilon` (> 0), `accuracy`, `pearson`."""
+    required = ("method", "epsilon", "accuracy", "pearson")
+    if not isinstance(epsilon_runs, Sequence) or isinstance(epsilon_runs, str):
+        raise ValueError(f"epsilon runs must be a list of {{{', '.join(required)}}}, got {type(epsilon_runs).__name__}")
+    for i, run in enumerate(epsilon_runs):
+        if not isinstance(run, Mapping):
+            raise ValueError(f"epsilon run {i} must be a dict with {list(required)}, got {run!r}")
+        missing = [k for k in required if k not in run]
+        if missing:
+            raise ValueError(f"epsilon run {i} lacks {missing}: each needs {list(required)}, got {sorted(run)}")
+        if not isinstance(run["epsilon"], Real) or not run["epsilon"] > 0:
+            raise ValueError(f"epsilon run {i}: epsilon must be a number > 0 for the log axis, got {run['epsilon']!r}")
 
 
 def plot_epsilon_sweep(
@@ -122,20 +144,14 @@ def plot_epsilon_sweep(
     """
     if reference is not None and not {"accuracy", "pearson"} <= set(reference):
         raise ValueError(f"reference needs 'accuracy' and 'pearson', got {sorted(reference)}")
-    required = ("method", "epsilon", "accuracy", "pearson")
-    for i, run in enumerate(epsilon_runs):
-        missing = [k for k in required if k not in run]
-        if missing:
-            raise ValueError(f"epsilon run {i} lacks {missing}: each needs {list(required)}, got {sorted(run)}")
-        if not run["epsilon"] > 0:
-            raise ValueError(f"epsilon run {i}: epsilon must be > 0 for the log axis, got {run['epsilon']!r}")
+    check_epsilon_runs(epsilon_runs)
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for method in dict.fromkeys(run["method"] for run in epsilon_runs):
         points = sorted((r["epsilon"], r["accuracy"], r["pearson"]) for r in epsilon_runs if r["method"] == method)
         eps, acc, pearson = zip(*points, strict=True)
-        axes[0].plot(eps, acc, marker="o", label=method)
-        axes[1].plot(eps, pearson, marker="o", label=method)
+        axes[0].plot(eps, acc, marker="o", label=_literal(str(method)))
+        axes[1].plot(eps, pearson, marker="o", label=_literal(str(method)))
     for ax, key in zip(axes, ("accuracy", "pearson"), strict=True):
         if reference is not None:
             ax.axhline(reference[key], color="black", linestyle="--", linewidth=1, label="vanilla")
@@ -195,7 +211,7 @@ def write_report(
         output_dir: created if missing.
         epsilon_runs: optional ε sweep (dicts with `method`, `epsilon`, `accuracy`, `pearson`).
         example_indices: examples to draw as heat maps (default: the first `num_examples`).
-        num_examples: how many heat maps without `example_indices`.
+        num_examples: how many heat maps without `example_indices` (>= 0).
         title: the page title.
 
     Returns:
@@ -207,6 +223,8 @@ def write_report(
     if len(set(sizes.values())) != 1:
         raise ValueError(f"all runs must cover the same examples; their sizes differ: {sizes}")
     size = next(iter(sizes.values()))
+    if num_examples < 0:
+        raise ValueError(f"num_examples must be >= 0, got {num_examples}")
     indices = list(range(min(num_examples, size))) if example_indices is None else list(example_indices)
     bad = [i for i in indices if not 0 <= i < size]
     if bad:
@@ -237,6 +255,11 @@ def write_report(
                 f"<td>{k['mean']:.4f} ± {k['std']:.4f}</td><td>{p['num_nan']}</td></tr>"
             )
     parts.append("</table>")
+    capped = {label: run["summary"] for label, run in runs.items() if run["summary"].get("max_tokens") is not None}
+    if capped:
+        parts.append("<p>Texts longer than the token cap are explained on their first tokens: " + ", ".join(
+            f"{html.escape(label)}: {s['num_truncated']} of {s['num_examples']} examples cut to "
+            f"{s['max_tokens']} tokens" for label, s in capped.items()) + ".</p>")
     parts += [_img(path) for path in figures]
     parts.append("<h2>Examples</h2>")
     for i, heatmap in zip(indices, heatmaps, strict=True):
