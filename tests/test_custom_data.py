@@ -165,3 +165,68 @@ def test_prepare_saves_your_data_tokenized(tmp_path, nli_jsonl, capsys):
     assert {"input_ids", "token_type_ids", "label"} <= set(dsd["train"].column_names)
     assert main(["prepare", "--output_dir", str(out)]) == 2
     assert "give a task name (sst, " in capsys.readouterr().err
+
+
+def _bad_file(tmp_path, case):
+    """A data file (or folder) that `train`, `reproduce` and `explain` must refuse in one line."""
+    rows = [{"text": f"sentence number {i}", "label": ("pos", "neg")[i % 2]} for i in range(8)]
+    if case == "folder.csv":
+        path = tmp_path / case
+        path.mkdir()
+    elif case == "columns.json":
+        path = tmp_path / case
+        path.write_text(json.dumps({k: [r[k] for r in rows] for k in rows[0]}), encoding="utf-8")
+    elif case == "number_text.jsonl":
+        path = tmp_path / case
+        path.write_text("".join(json.dumps({**r, "text": 4} if i == 2 else r) + "\n" for i, r in enumerate(rows)),
+                        encoding="utf-8")
+    elif case == "repeated.csv":
+        path = tmp_path / case
+        path.write_text("text,label,text\n" + "".join(f"{r['text']},{r['label']},x\n" for r in rows), encoding="utf-8")
+    elif case == "two_rows.csv":
+        path = tmp_path / case
+        path.write_text("text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in rows[:2]), encoding="utf-8")
+    elif case == "empty.jsonl":
+        path = tmp_path / case
+        path.write_bytes(b"")
+    else:  # header only
+        path = tmp_path / case
+        path.write_text("text,label\n", encoding="utf-8")
+    return path
+
+
+BAD_FILES = [
+    ("folder.csv", "is a directory: expected a data file"),
+    ("columns.json", "is a JSON object of columns (keys ['text', 'label']); that layout is not supported"),
+    ("number_text.jsonl", "line 3: text column 'text' holds int 4, not a string"),
+    ("repeated.csv", "column name(s) ['text'] occur more than once in the header"),
+    ("two_rows.csv", "leaves train 1 row(s) of 1 class(es) and validation 1 row(s) of 1 class(es); training needs"),
+    ("empty.jsonl", "is empty"),
+    ("header_only.csv", "is empty (a header but no rows)"),
+]
+
+
+@pytest.mark.parametrize("verb", ["train", "reproduce"])
+@pytest.mark.parametrize("case,message", BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_bad_data_file_is_one_line(tmp_path, capsys, verb, case, message):
+    path = _bad_file(tmp_path, case)
+    extra = [*TINY, *FAST] if verb == "train" else ["--grid", "ci", "--methods", "vanilla"]
+    code = main([verb, "--train_file", str(path), "--output_dir", str(tmp_path / "run"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"hf-attn-at {verb}: error: {path}") and message in last
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("case,message", [c for c in BAD_FILES if c[0] not in ("folder.csv", "two_rows.csv")],
+                         ids=[c[0] for c in BAD_FILES if c[0] not in ("folder.csv", "two_rows.csv")])
+def test_explain_refuses_a_bad_data_file_in_one_line(tmp_path, capsys, case, message):
+    """`explain --dataset_dir FILE` reads the file before loading any model (none exists here)."""
+    path = _bad_file(tmp_path, case)
+    code = main(["explain", "--model_name_or_path", str(tmp_path / "no_model"), "--dataset_dir", str(path),
+                 "--output_dir", str(tmp_path / "report")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(f"hf-attn-at explain: error: {path}") and message in err
+    assert "Traceback" not in err

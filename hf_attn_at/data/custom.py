@@ -8,6 +8,7 @@ tokenization are then the built-in tasks' (:func:`hf_attn_at.data.prepare_datase
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow.parquet as pq
 
 from ._common import load_hub, require_file
 
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
     ".csv": ("csv", {"keep_default_na": False}),
     ".tsv": ("csv", {"delimiter": "\t", "keep_default_na": False}),
-    ".json": ("json", {}),  # read by `_read_json` (line numbers in errors, mixed types detected)
+    ".json": ("json", {}),  # read by `_read_json` (line numbers in errors, value types checked)
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
 }
@@ -44,8 +46,11 @@ def builder_of(suffix: str) -> str:
 
 
 def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
-    """The file, its builder and options; `ValueError` for an unknown suffix, an empty or non-UTF-8 file."""
+    """The file, its builder and options; `ValueError` for a directory, an unknown suffix, an empty or non-UTF-8
+    file and a csv / tsv / parquet file whose header repeats a column name."""
     path = require_file(path, "a data file (csv, tsv, json, jsonl or parquet)")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory: expected a data file (csv, tsv, json, jsonl or parquet)")
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"{path}: unsupported file type {suffix or '(none)'!r}; allowed: {', '.join(FORMATS)}")
@@ -67,7 +72,24 @@ def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
         if nonblank == 1 and builder_of(suffix) == "csv":
             raise ValueError(f"{path} is empty (a header but no rows)")
     builder, options = FORMATS[suffix]
+    if builder == "csv":
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            _check_unique(next(csv.reader(f, delimiter=options.get("delimiter", ","))), path)
+    elif builder == "parquet":
+        try:
+            names = pq.read_schema(path).names
+        except (OSError, ValueError) as err:  # pyarrow's errors on a file that is not parquet
+            raise ValueError(f"{path}: cannot be read as parquet: {err}") from err
+        _check_unique(names, path)
     return path, builder, options
+
+
+def _check_unique(columns: list[str], where: str | Path) -> None:
+    """`ValueError` naming the column names that occur more than once (readers would rename or drop them)."""
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{where}: column name(s) {repeated} occur more than once in the header {columns}; "
+                         "give every column a distinct name")
 
 
 def _kind(value: Any) -> str:
@@ -82,27 +104,56 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _read_json(path: Path) -> tuple[datasets.Dataset, dict[str, str]]:
-    """Rows of a JSON Lines file (or a .json list of objects), and the columns mixing value types.
+# Where each kind of value (``_kind``) first occurs in a column of a JSON file: kind -> (place, value).
+Kinds = dict[str, tuple[str, Any]]
 
-    A mixed column is stored as strings; the second value says where each type first occurs.
+
+def _read_json(path: Path) -> tuple[datasets.Dataset, dict[str, Kinds]]:
+    """Rows of a JSON Lines file (or a .json list of objects), and for each column where each kind of value
+    first occurs (see `_check_cells`).
+
+    A column mixing kinds is stored as strings. `ValueError` on a single JSON object (e.g. columns of lists)
+    and on a key repeated within a row.
     """
     text = path.read_text(encoding="utf-8")
     rows: list[tuple[int, Any]] = []
     stripped = text.lstrip()
+    repeated: list[str] = []  # keys repeated within one object, filled by `pairs`
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        repeated.extend(sorted({k for k in keys if keys.count(k) > 1}))
+        return dict(items)
+
+    if stripped.startswith("{"):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:  # several objects: JSON Lines
+            whole = None
+        columnar = isinstance(whole, dict) and all(isinstance(v, list) for v in whole.values())
+        if isinstance(whole, dict) and (columnar or len(text.strip().splitlines()) > 1):
+            what = "a JSON object of columns" if columnar else "a single JSON object over several lines"
+            raise ValueError(f"{path} is {what} (keys {list(whole)}); that layout is not supported: allowed are "
+                             "JSON Lines (one object per row, a line each) or, in a .json file, an array of row objects")
     if path.suffix.lower() == ".json" and stripped.startswith("["):
         try:
-            rows = list(enumerate(json.loads(text), start=1))
+            rows = list(enumerate(json.loads(text, object_pairs_hook=pairs), start=1))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}, line {err.lineno}: invalid JSON ({err.msg})") from err
+        if repeated:
+            raise ValueError(f"{path}: key(s) {repeated} occur more than once in one object; "
+                             "give every column a distinct name")
         unit = "item"
     else:
         for number, line in enumerate(text.splitlines(), start=1):
             if line.strip():
                 try:
-                    rows.append((number, json.loads(line)))
+                    rows.append((number, json.loads(line, object_pairs_hook=pairs)))
                 except json.JSONDecodeError as err:
                     raise ValueError(f"{path}, line {number}: invalid JSON ({err.msg})") from err
+                if repeated:
+                    raise ValueError(f"{path}, line {number}: key(s) {repeated} occur more than once in one "
+                                     "object; give every column a distinct name")
         unit = "line"
     if not rows:
         raise ValueError(f"{path} is empty (no rows)")
@@ -114,20 +165,33 @@ def _read_json(path: Path) -> tuple[datasets.Dataset, dict[str, str]]:
             columns[key] = [None] * i
         for key, values in columns.items():
             values.append(row.get(key))
-    mixed: dict[str, str] = {}
+    kinds: dict[str, Kinds] = {}
     for key, values in columns.items():
-        first: dict[str, str] = {}
+        first = kinds[key] = {}
         for (number, _), value in zip(rows, values, strict=True):
             if value is not None:
-                first.setdefault(_kind(value), f"{unit} {number}: {value!r}")
+                first.setdefault(_kind(value), (f"{path}, {unit} {number}", value))
         if len({k if k != "float" else "int" for k in first}) > 1:
-            mixed[key] = "; ".join(f"{kind} (first at {path} {where})" for kind, where in first.items())
             columns[key] = [None if v is None else str(v) for v in values]
-    return datasets.Dataset.from_dict(columns), mixed
+    return datasets.Dataset.from_dict(columns), kinds
 
 
-def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, str]]:
-    """One file as a `Dataset`, and the columns mixing value types (see `_read_json`)."""
+def _check_cells(kinds: dict[str, Kinds], columns: tuple[str, str | None, str]) -> None:
+    """`ValueError` on a JSON text cell that is not a string and on a label column mixing value types."""
+    text_column, text_pair_column, label_column = columns
+    for column in (text_column, text_pair_column):
+        for kind, (where, value) in kinds.get(column, {}).items():
+            if kind != "str":
+                raise ValueError(f"{where}: text column {column!r} holds {kind} {value!r}, not a string; "
+                                 "text cells must be JSON strings")
+    first = kinds.get(label_column, {})
+    if len({k if k != "float" else "int" for k in first}) > 1:
+        seen = "; ".join(f"{kind} (first at {where}: {value!r})" for kind, (where, value) in first.items())
+        raise ValueError(f"label column {label_column!r} mixes label types: {seen}; use all strings or all integers")
+
+
+def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, Kinds]]:
+    """One file as a `Dataset`, and for a JSON file where each kind of value first occurs (see `_read_json`)."""
     path, builder, options = _check_file(path)
     if builder == "json":
         return _read_json(path)
@@ -218,9 +282,10 @@ def _standardize(
         keep[text_pair_column] = "text_pair"
     ds = ds.select_columns(list(keep))
     text_names = [c for c in keep if keep[c] != "label"]
-    # Texts as str (a column of numbers is read as ints); empty / missing text becomes "".
+    # Texts as str (csv reads a column of numbers as numbers); empty / missing text becomes "".
     ds = ds.map(lambda b: {c: ["" if t is None else str(t) for t in b[c]] for c in text_names}, batched=True,
-                features=None, desc=f"{split}: texts")
+                features=datasets.Features({**ds.features, **{c: datasets.Value("string") for c in text_names}}),
+                desc=f"{split}: texts")
     before = len(ds)
     ds = ds.filter(lambda b: [all(b[c][i].strip() for c in text_names) for i in range(len(b[label_column]))],
                    batched=True, desc=f"{split}: empty texts")
@@ -277,11 +342,11 @@ def load_custom(
         raise ValueError(f"validation_split_percentage must be in 1..99, got {validation_split_percentage!r}")
     raw: dict[str, datasets.Dataset] = {}
     where: dict[str, str] = {}
-    mixed: dict[str, dict[str, str]] = {}  # split -> column -> where each value type first occurs (json)
+    kinds: dict[str, dict[str, Kinds]] = {}  # split -> column -> where each kind of value first occurs (json)
     if train_file is not None:
         for split, path in (("train", train_file), ("validation", validation_file), ("test", test_file)):
             if path is not None:
-                (raw[split], mixed[split]), where[split] = _load_file(path), str(path)
+                (raw[split], kinds[split]), where[split] = _load_file(path), str(path)
     else:
         if validation_file is not None or test_file is not None:
             raise ValueError("validation_file/test_file go with train_file, not with dataset_name")
@@ -308,9 +373,7 @@ def load_custom(
         missing = [c for c in needed if c not in ds.column_names]
         if missing:
             raise ValueError(f"{where[split]} lacks the column(s) {missing}; its columns are {ds.column_names}")
-        if label_column in mixed.get(split, {}):
-            raise ValueError(f"label column {label_column!r} mixes label types: {mixed[split][label_column]}; "
-                             "use all strings or all integers")
+        _check_cells(kinds.get(split, {}), (text_column, text_pair_column, label_column))
         class_label = ds.features[label_column] if isinstance(ds.features[label_column], datasets.ClassLabel) \
             else None
         ds = _standardize(ds, split, text_column, text_pair_column, label_column, class_label is not None)
@@ -342,7 +405,7 @@ def load_custom(
         out[split] = ds
     dsd = datasets.DatasetDict(out)
     if "validation" not in dsd:
-        dsd = _carve_validation(dsd, validation_split_percentage, seed)
+        dsd = _carve_validation(dsd, validation_split_percentage, seed, where["train"])
     if "test" not in dsd:
         logger.warning("no test split (no test file or Hub test split): test metrics and agreement are "
                        "reported on the validation split")
@@ -350,7 +413,9 @@ def load_custom(
     return (dsd, (text_column, text_pair_column, label_column)) if return_columns else dsd
 
 
-def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int) -> datasets.DatasetDict:
+def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int, where: str) -> datasets.DatasetDict:
+    """Hold out ``percentage`` % of train as validation; `ValueError` when the rest has fewer than 2 classes, a
+    warning when validation has a single class (a stratified split of imbalanced data can give that)."""
     train = dsd["train"]
     test_size = percentage / 100
     try:
@@ -359,6 +424,15 @@ def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int) -> 
         parts = train.train_test_split(test_size=test_size, seed=seed)
     if len(parts["train"]) == 0 or len(parts["test"]) == 0:
         raise ValueError(f"train has {len(train)} rows: too few to hold out {percentage}% as validation")
+    classes = {split: len(set(part["label"])) for split, part in parts.items()}
+    split_sizes = (f"holding out {percentage}% of its {len(train)} labelled rows ({len(set(train['label']))} classes) "
+                   f"as validation leaves train {len(parts['train'])} row(s) of {classes['train']} class(es) and "
+                   f"validation {len(parts['test'])} row(s) of {classes['test']} class(es)")
+    remedy = "add rows, change --validation_split_percentage or give a --validation_file"
+    if classes["train"] < 2:
+        raise ValueError(f"{where}: {split_sizes}; training needs at least 2 classes: {remedy}")
+    if classes["test"] < 2:
+        logger.warning("%s: %s; validation metrics will cover a single class (%s)", where, split_sizes, remedy)
     logger.info("no validation split: held out %d%% of train (%d rows, seed %d) as validation",
                 percentage, len(parts["test"]), seed)
     return datasets.DatasetDict({"train": parts["train"], "validation": parts["test"],
@@ -378,10 +452,9 @@ def read_file(
     a file with an ``exp_split`` column (like SST's ``sst_dataset.csv``) keeps only that split's rows.
     Returns the dataset and the (text, text_pair, label) column names used.
     """
-    ds, mixed = _load_file(path)
+    ds, kinds = _load_file(path)
     columns = _resolve_columns(ds.column_names, text_column, text_pair_column, label_column, str(path))
-    if columns[2] in mixed:
-        raise ValueError(f"label column {columns[2]!r} mixes label types: {mixed[columns[2]]}")
+    _check_cells(kinds, columns)
     if split is not None and "exp_split" in ds.column_names:
         ds = ds.filter(lambda b: [s == split for s in b["exp_split"]], batched=True)
         if len(ds) == 0:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from testing_utils import SHARED_DATA, require_shared_data
 
 from hf_attn_at.arguments import DataArguments
 from hf_attn_at.data import load_custom, prepare_dataset
+from hf_attn_at.data.custom import read_file
 
 SST = SHARED_DATA / "sst" / "sst_dataset.csv"
 SNLI = SHARED_DATA / "snli" / "dev.tsv"
@@ -108,6 +112,23 @@ BAD_INPUTS = [
     ("no_text_column", "cannot infer the text column", "give --text_column; its columns are ['body', 'label']"),
     ("float_labels", "is a float; labels must be strings or integers", None),
     ("unseen_label", "test has labels ['neutral'] that the training data lacks", None),
+    ("directory_csv", "is a directory: expected a data file (csv, tsv, json, jsonl or parquet)", None),
+    ("directory_parquet", "is a directory: expected a data file (csv, tsv, json, jsonl or parquet)", None),
+    ("columnar_json", "is a JSON object of columns (keys ['sentence', 'label']); that layout is not supported",
+     "JSON Lines (one object per row, a line each) or, in a .json file, an array of row objects"),
+    ("pretty_object_json", "is a single JSON object over several lines", "an array of row objects"),
+    ("number_text_jsonl", "line 4: text column 'sentence' holds int 3, not a string", "must be JSON strings"),
+    ("list_text_json", "item 2: text column 'sentence' holds list ['a', 'b'], not a string", None),
+    ("duplicate_csv_column", "column name(s) ['sentence'] occur more than once in the header "
+     "['sentence', 'label', 'sentence']", "give every column a distinct name"),
+    ("duplicate_tsv_column", "column name(s) ['label'] occur more than once", None),
+    ("duplicate_parquet_column", "column name(s) ['sentence'] occur more than once", None),
+    ("duplicate_jsonl_key", "line 2: key(s) ['sentence'] occur more than once in one object", None),
+    ("two_rows", "holding out 10% of its 2 labelled rows (2 classes) as validation leaves train 1 row(s) of "
+     "1 class(es) and validation 1 row(s) of 1 class(es); training needs at least 2 classes",
+     "add rows, change --validation_split_percentage or give a --validation_file"),
+    ("empty_jsonl", "is empty", None),
+    ("header_only_tsv", "is empty (a header but no rows)", None),
 ]
 
 
@@ -143,13 +164,87 @@ def test_bad_input_is_a_clear_error(tmp_path, case, message, detail):
     elif case == "unseen_label":
         path = write_csv(tmp_path / "d.csv", rows)
         kwargs["test_file"] = write_csv(tmp_path / "t.csv", [{"sentence": "meh", "label": "neutral"}])
+    elif case.startswith("directory"):
+        path = tmp_path / f"d.{case.split('_')[1]}"
+        path.mkdir()
+    elif case == "columnar_json":
+        path = tmp_path / "d.json"
+        path.write_text(json.dumps({k: [r[k] for r in rows] for k in rows[0]}), encoding="utf-8")
+    elif case == "pretty_object_json":
+        path = tmp_path / "d.json"
+        path.write_text(json.dumps(rows[0], indent=2), encoding="utf-8")
+    elif case == "number_text_jsonl":
+        path = write_jsonl(tmp_path / "d.jsonl", [{**r, "sentence": 3} if i == 3 else r for i, r in enumerate(rows)])
+    elif case == "list_text_json":
+        path = tmp_path / "d.json"
+        path.write_text(json.dumps([{**r, "sentence": ["a", "b"]} if i == 1 else r for i, r in enumerate(rows)]),
+                        encoding="utf-8")
+    elif case == "duplicate_csv_column":
+        path = tmp_path / "d.csv"
+        path.write_text("sentence,label,sentence\n" + "".join(f"{r['sentence']},{r['label']},other\n" for r in rows),
+                        encoding="utf-8")
+    elif case == "duplicate_tsv_column":
+        path = tmp_path / "d.tsv"
+        path.write_text("sentence\tlabel\tlabel\n" + "".join(f"{r['sentence']}\t{r['label']}\tx\n" for r in rows),
+                        encoding="utf-8")
+    elif case == "duplicate_parquet_column":
+        path = tmp_path / "d.parquet"
+        columns = [pa.array([r[k] for r in rows]) for k in ("sentence", "label", "sentence")]
+        pq.write_table(pa.Table.from_arrays(columns, names=["sentence", "label", "sentence"]), path)
+    elif case == "duplicate_jsonl_key":
+        path = tmp_path / "d.jsonl"
+        path.write_text(json.dumps(rows[0]) + "\n" + '{"sentence": "one", "label": "negative", "sentence": "two"}\n',
+                        encoding="utf-8")
+    elif case == "two_rows":
+        path = write_csv(tmp_path / "d.csv", rows[:2])
+    elif case == "empty_jsonl":
+        path = tmp_path / "d.jsonl"
+        path.write_bytes(b"")
+    elif case == "header_only_tsv":
+        path = tmp_path / "d.tsv"
+        path.write_text("sentence\tlabel\n", encoding="utf-8")
     with pytest.raises(ValueError) as info:
         load_custom(train_file=path, **kwargs)
     assert message in str(info.value)
     if detail:
         assert detail in str(info.value)
-    if case in ("latin1", "empty_file", "missing_column"):
-        assert str(path) in str(info.value) or case == "missing_column"
+    assert "\n" not in str(info.value).strip()
+    if case not in ("missing_column", "single_class", "mixed_csv", "no_text_column", "float_labels", "unseen_label"):
+        assert str(path) in str(info.value)
+
+
+def test_single_class_validation_is_a_warning(tmp_path, caplog):
+    """A held-out validation with one class still trains (imbalanced data can split like that), and says so."""
+    rows = [{"sentence": f"a fine sentence {i}", "label": ("positive", "negative")[i % 2]} for i in range(10)]
+    path = write_csv(tmp_path / "d.csv", rows)  # 10% of 10 rows: one validation row
+    with caplog.at_level(logging.WARNING, logger="hf_attn_at"):
+        dsd = load_custom(train_file=path)
+    assert len(set(dsd["validation"]["label"])) == 1
+    assert f"{path}: holding out 10% of its 10 labelled rows (2 classes) as validation leaves train 9 row(s) of " \
+           "2 class(es) and validation 1 row(s) of 1 class(es); validation metrics will cover a single class" \
+           in caplog.text
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_explain_reads_a_file_with_the_same_checks(tmp_path, suffix):
+    """`read_file` (explain's `--dataset_dir FILE`) rejects what `load_custom` rejects."""
+    path = tmp_path / f"d.{suffix}"
+    if suffix == "jsonl":
+        write_jsonl(path, [{"sentence": "fine", "label": 0}, {"sentence": 7, "label": 1}])
+        message = "line 2: text column 'sentence' holds int 7"
+    else:
+        path.write_text("sentence,label,label\nfine,0,1\n", encoding="utf-8")
+        message = "column name(s) ['label'] occur more than once"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_file(path)
+
+
+def test_csv_column_of_numbers_is_read_as_text(tmp_path):
+    """csv has no types: a text column that pandas reads as numbers is the written text."""
+    path = write_csv(tmp_path / "d.csv", [{"sentence": 10 + i, "label": ("a", "b")[i % 2]} for i in range(20)])
+    dsd = load_custom(train_file=path, validation_file=path)
+    assert dsd["validation"]["text"] == [str(10 + i) for i in range(20)]
+    assert dsd["train"].features["text"] == datasets.Value("string")
 
 
 def test_missing_file_names_the_path(tmp_path):
