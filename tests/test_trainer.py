@@ -433,3 +433,16 @@ def test_nonfinite_weights_are_never_saved(tmp_path):
     with pytest.raises(ValueError, match="non-finite weights"):
         trainer.save_model(str(tmp_path / "final"))
     assert not (tmp_path / "final").exists()
+
+
+def test_nonfinite_loss_with_fp16_loss_scaling_is_skipped_by_the_scaler(tmp_path):
+    """fp16 on GPU: a `GradScaler` owns overflow skipping; a NaN loss makes it skip the step (no crash on `None`
+    gradients). A CPU `GradScaler` stands in for the GPU one."""
+    model = poison_embeddings(tiny_model())
+    initial = copy.deepcopy(model.state_dict())
+    trainer = make_trainer(tmp_path, "attention_at", model, poisoned(make_examples(8), 3), optim="adamw_torch", max_steps=1)
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    trainer.train()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, initial[name]), name
+    assert skipped_steps(trainer) == 1 and trainer.accelerator.scaler.get_scale() < 4.0
