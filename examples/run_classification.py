@@ -53,7 +53,7 @@ def main():
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
     trainer.save_model()  # model, tokenizer and the two code files for trust_remote_code
-    card.build_card(training_args, trainer.state, trainer.model).save(f"{training_args.output_dir}/README.md")
+    card.build_card(training_args, trainer.state, trainer.model, trainer.optimizer).save(f"{training_args.output_dir}/README.md")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import torch
 from transformers import (
     DataCollatorWithPadding,
     PreTrainedTokenizerBase,
@@ -52,14 +51,12 @@ from .run_folder import (
     verify_checkpoint,
     write_settings,
 )
-from .trainer import AdversarialTrainer
+from .trainer import AdversarialTrainer, describe_optimizer
 from .training_args import AdversarialTrainingArguments
 from .word_vectors import load_word_vectors
 
 logger = logging.getLogger(__name__)
 
-# SPEC §4: Adam with amsgrad (L2 weight decay from TrainingArguments.weight_decay).
-PAPER_OPTIMIZER = (torch.optim.Adam, {"amsgrad": True})
 NUM_HEATMAP_EXAMPLES = 25
 EVAL_SAMPLE_SEED = 0
 
@@ -256,7 +253,6 @@ def _run_locked(
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        optimizer_cls_and_kwargs=PAPER_OPTIMIZER,
         callbacks=[ModelCardCallback(dataset_name=data_args.dataset_label), clock],
         run_settings=settings,
     )
@@ -299,6 +295,7 @@ def _run_locked(
         args_dict = training_args.to_dict()
         args_dict["adv_method"] = training_args.adv_method.value
         args_dict["word_vectors"] = results["word_vectors"]
+        args_dict["optimizer"] = describe_optimizer(trainer.optimizer)
         (output_dir / "training_args.json").write_text(json.dumps(json_safe(args_dict), indent=2) + "\n")
         prefix = f"{main_split}_"
         flat = {k[len(prefix):]: v for k, v in metrics[main_split].items() if k.startswith(prefix)}

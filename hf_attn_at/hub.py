@@ -16,7 +16,8 @@ A run folder (``RUN_DIR``) holds a model saved with ``save_pretrained`` and, opt
 - the tokenizer files (``tokenizer.json``, ``tokenizer_config.json``); without them the upload warns;
 - ``training_args.json``: a JSON object of the training arguments (``TrainingArguments.to_dict()``); the
   method settings are read from its ``adv_method``, ``adv_epsilon``, ``adv_lambda`` and
-  ``adv_num_neighbors`` keys;
+  ``adv_num_neighbors`` keys, and an ``optimizer`` entry (``trainer.describe_optimizer``), when present, is the
+  optimizer the card states;
 - ``metrics.json``: a flat JSON object of test metrics, as written by ``Trainer.save_metrics``: an
   ``eval_`` / ``test_`` prefix is dropped; keys starting with ``agreement_`` (``agreement_pearson``,
   ``agreement_pearson_std``, ``agreement_kendall``, ...) are the attention–gradient agreement, the other
@@ -44,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from huggingface_hub import CommitInfo, CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
@@ -59,6 +61,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
 from . import __version__
+from .trainer import describe_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +147,14 @@ _NOT_METRICS = {"runtime", "samples_per_second", "steps_per_second", "epoch", "s
 _AGREEMENT_PREFIX = "agreement_"
 # The training arguments a card lists (besides every `adv_*` field).
 CARD_TRAINING_ARGS = (
+    "optimizer",
     "learning_rate",
     "optim",
+    "paper_optimizer",
     "weight_decay",
     "adam_beta1",
     "adam_beta2",
+    "adam_epsilon",
     "lr_scheduler_type",
     "warmup_steps",
     "num_train_epochs",
@@ -156,9 +162,12 @@ CARD_TRAINING_ARGS = (
     "per_device_train_batch_size",
     "gradient_accumulation_steps",
     "max_grad_norm",
+    "max_consecutive_nonfinite_steps",
     "metric_for_best_model",
     "seed",
 )
+# Stated by the `optimizer` entry (the optimizer built) when there is one.
+_OPTIMIZER_ARGS = ("optim", "paper_optimizer", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon")
 
 
 def _word_vectors_text(report: dict | None) -> str:
@@ -374,8 +383,17 @@ def split_metrics(flat: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, 
 
 
 def summarize_training_args(training_args: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of `training_args` that a card lists: `CARD_TRAINING_ARGS` and every `adv_*` field."""
-    return {k: v for k, v in training_args.items() if k in CARD_TRAINING_ARGS or k.startswith("adv_")}
+    """The entries of `training_args` that a card lists: `CARD_TRAINING_ARGS` and every `adv_*` field. An
+    `optimizer` entry (see `trainer.describe_optimizer`) is shown as `Class(lr=..., ...)` and replaces the
+    arguments it states (`optim`, `paper_optimizer`, `weight_decay`, `adam_*`)."""
+    summary = {k: v for k, v in training_args.items() if k in CARD_TRAINING_ARGS or k.startswith("adv_")}
+    optimizer = summary.get("optimizer")
+    if isinstance(optimizer, Mapping):
+        name = str(optimizer.get("class", "optimizer")).rsplit(".", 1)[-1]
+        settings = ", ".join(f"{k}={_format_value(v)}" for k, v in optimizer.items() if k != "class")
+        summary["optimizer"] = f"{name}({settings})"
+        summary = {k: v for k, v in summary.items() if k not in _OPTIMIZER_ARGS}
+    return summary
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -598,8 +616,14 @@ class ModelCardCallback(TrainerCallback):
         self.base_model = base_model
         self.license = license
 
-    def build_card(self, args: Any, state: Any, model: PreTrainedModel) -> ModelCard:
-        """The card of `model` trained with `args`, with the metrics of the latest evaluation in `state`."""
+    def build_card(
+        self, args: Any, state: Any, model: PreTrainedModel, optimizer: torch.optim.Optimizer | None = None
+    ) -> ModelCard:
+        """The card of `model` trained with `args`, with the metrics of the latest evaluation in `state`; with
+        `optimizer` (the trainer's), the card states the optimizer built rather than the `optim`/`adam_*` flags."""
+        training_args = args.to_dict()
+        if optimizer is not None:
+            training_args["optimizer"] = describe_optimizer(optimizer)
         latest_eval = next((log for log in reversed(state.log_history) if any(k.startswith("eval_") for k in log)), {})
         metrics, interpretability, info = split_metrics(latest_eval)
         return build_model_card(
@@ -612,7 +636,7 @@ class ModelCardCallback(TrainerCallback):
             dataset_split=info.get("dataset_split", "validation"),
             metrics=metrics,
             interpretability=interpretability,
-            training_args=summarize_training_args(args.to_dict()),
+            training_args=summarize_training_args(training_args),
             base_model=self.base_model,
             license=self.license,
             repo_id=getattr(args, "hub_model_id", None),
@@ -626,7 +650,7 @@ class ModelCardCallback(TrainerCallback):
             logger.warning("ModelCardCallback: no checkpoint folder %s to write the card into", checkpoint_dir)
             return
         add_auto_model_to_config(model, checkpoint_dir)
-        self.build_card(args, state, model).save(checkpoint_dir / "README.md")
+        self.build_card(args, state, model, kwargs.get("optimizer")).save(checkpoint_dir / "README.md")
 
 
 def write_model_cards(results_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:

@@ -13,11 +13,14 @@ One training step (SPEC §3):
   `embedding_perturbation=r` → `L_adv`;
 - Transformers encoders (BERT, RoBERTa, DistilBERT, ...): attention RP/AT/iAT only, through
   `integrations.transformer_attention` (a second full forward; `g` taken on the clean forward's logits);
-- the trainer returns `L + λ · L_adv` (VAT/iVAT: `L_sup + λ · KL`) and runs its single backward.
+- the trainer returns `L + λ · L_adv` (VAT/iVAT: `L_sup + λ · KL`) and runs its single backward;
+- after the last micro-batch of an optimizer step, the step is skipped (gradients dropped) when a loss or a gradient
+  is not finite on any process.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Mapping
@@ -42,7 +45,11 @@ from .perturbations import (
 from .run_folder import mark_checkpoint_complete, write_settings
 from .training_args import AdversarialMethod, AdversarialTrainingArguments
 
+logger = logging.getLogger(__name__)
+
 _HEAD_INPUTS = ("labels", "candidate_mask")
+# Hyperparameters of a parameter group that `describe_optimizer` records (those the optimizer has).
+_OPTIMIZER_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "momentum", "dampening", "nesterov")
 
 
 class AdversarialTrainer(Trainer):
@@ -61,7 +68,14 @@ class AdversarialTrainer(Trainer):
 
     Logged metrics (training, averaged over the steps since the last log and over processes): `clean_loss` (L; for
     VAT/iVAT the supervised loss over the labelled examples, 0 if none), `adv_loss` (L_adv; for VAT/iVAT the mean KL), `adv_perturbation_norm` (mean per-example ‖r‖₂), `adv_num_zeroed` (examples given r = 0
-    because their gradient norm was zero or not finite, summed). Evaluation and prediction are unaffected.
+    because their gradient norm was zero or not finite, summed), and for every method `num_skipped_steps` (optimizer
+    steps skipped since the last log because a loss or a gradient was not finite). Evaluation and prediction are
+    unaffected.
+
+    The optimizer is `Trainer`'s (from `optim`, `learning_rate`, `adam_*`, `weight_decay`), or with
+    `args.paper_optimizer` the paper's `torch.optim.Adam(amsgrad=True)` with the same settings (see
+    `get_optimizer_cls_and_kwargs`); `describe_optimizer(trainer.optimizer)` states the one built. `save_model` (final
+    saves and checkpoints) raises rather than write non-finite weights.
     """
 
     # The loss is a per-batch mean: Trainer divides it by the gradient-accumulation steps.
@@ -94,7 +108,108 @@ class AdversarialTrainer(Trainer):
                 )
             if self.model is not None:
                 self._check_model(self.model)
+        if self.args.paper_optimizer and (self.optimizer is not None or self.optimizer_cls_and_kwargs is not None):
+            raise ValueError(
+                "`paper_optimizer=True` builds Adam(amsgrad=True) itself: pass no `optimizers` or "
+                "`optimizer_cls_and_kwargs`, or drop paper_optimizer"
+            )
         self._metrics: dict[str, defaultdict[str, list[torch.Tensor]]] = {"train": defaultdict(list)}
+        # Non-finite steps. The current optimizer step: its loss and finiteness so far (None before its first
+        # micro-batch), the number of metric entries before it. Since the last log: the loss summed over the kept
+        # steps, the kept and the skipped steps. Then the skipped steps in a row, and whether the last was skipped.
+        self._step_loss: torch.Tensor | None = None
+        self._step_is_finite: torch.Tensor | None = None
+        self._step_metrics_start = 0
+        self._kept_loss: torch.Tensor | float = 0.0
+        self._num_kept_steps = 0
+        self._num_skipped_steps = 0
+        self._num_consecutive_skipped = 0
+        self._last_step_skipped = False
+
+    @staticmethod
+    def get_optimizer_cls_and_kwargs(args: AdversarialTrainingArguments, model: nn.Module | None = None) -> tuple[Any, Any]:
+        """With `args.paper_optimizer`, `torch.optim.Adam` with `lr=learning_rate`, `betas=(adam_beta1, adam_beta2)`,
+        `eps=adam_epsilon` and `amsgrad=True` (`create_optimizer` adds `weight_decay` to the decay parameter group:
+        L2 decay); otherwise `Trainer`'s optimizer for `args.optim`."""
+        if getattr(args, "paper_optimizer", False):
+            return torch.optim.Adam, {
+                "lr": args.learning_rate,
+                "betas": (args.adam_beta1, args.adam_beta2),
+                "eps": args.adam_epsilon,
+                "amsgrad": True,
+            }
+        return Trainer.get_optimizer_cls_and_kwargs(args, model)
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, torch.Tensor | Any], num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        """`Trainer.training_step`; after the last micro-batch of an optimizer step, `_skip_if_not_finite`."""
+        first = self._step_is_finite is None
+        if first:
+            self._step_metrics_start = len(next(iter(self._metrics["train"].values()), []))
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        finite = torch.isfinite(loss)
+        self._step_loss = loss if first else self._step_loss + loss
+        self._step_is_finite = finite if first else self._step_is_finite & finite
+        if self.accelerator.sync_gradients:
+            self._skip_if_not_finite(model)
+        return loss
+
+    def _skip_if_not_finite(self, model: nn.Module) -> None:
+        """Skip the optimizer step when a micro-batch loss or a gradient is not finite on any process: the gradients
+        are dropped (`None`: torch optimizers then change neither the weights nor their state) and the step's
+        adversarial metrics discarded. Raise after `max_consecutive_nonfinite_steps` skipped steps in a row.
+
+        With fp16 loss scaling only the loss is checked: the `GradScaler` skips steps with overflowed gradients
+        itself, and a non-finite loss fills the gradients with NaN so that it skips that step too.
+        """
+        finite, step_loss = self._step_is_finite, self._step_loss
+        self._step_is_finite = self._step_loss = None
+        scaler = self.accelerator.scaler
+        grads = [param.grad for param in model.parameters() if param.grad is not None]
+        if scaler is None:
+            finite = torch.stack([finite, *(torch.isfinite(grad).all().to(finite.device) for grad in grads)]).all()
+        # Every process must take the same decision (DDP all-reduced gradients already agree; losses need not).
+        num_bad = self.accelerator.reduce(finite.logical_not().float(), reduction="sum")
+        self._last_step_skipped = bool(num_bad.item() > 0)
+        if not self._last_step_skipped:
+            self._kept_loss = self._kept_loss + step_loss
+            self._num_kept_steps += 1
+            self._num_consecutive_skipped = 0
+            return
+        if scaler is None:
+            model.zero_grad(set_to_none=True)
+        else:
+            for grad in grads:
+                grad.fill_(float("nan"))
+        metrics = self._metrics["train"]
+        for key in list(metrics):
+            del metrics[key][self._step_metrics_start :]
+            if not metrics[key]:
+                del metrics[key]
+        self._num_skipped_steps += 1
+        self._num_consecutive_skipped += 1
+        step, limit = self.state.global_step + 1, self.args.max_consecutive_nonfinite_steps
+        logger.warning(
+            "step %d: the loss or a gradient is not finite: optimizer step skipped (%d in a row, limit %d)",
+            step, self._num_consecutive_skipped, limit,
+        )
+        if self._num_consecutive_skipped >= limit:
+            raise ValueError(
+                f"training stopped at step {step}: the loss or a gradient was not finite in {limit} optimizer steps in "
+                f"a row (max_consecutive_nonfinite_steps={limit}); lower learning_rate, adv_epsilon or adv_lambda, "
+                "or check the data"
+            )
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """`Trainer.save_model` (final saves and checkpoints), raising instead if a weight is not finite."""
+        bad = [name for name, param in self.model.named_parameters() if not torch.isfinite(param).all()]
+        if bad:
+            raise ValueError(
+                f"not saving to {output_dir or self.args.output_dir}: non-finite weights in {', '.join(bad[:3])}"
+                + (f" and {len(bad) - 3} more parameters" if len(bad) > 3 else "")
+            )
+        super().save_model(output_dir, _internal_call)
 
     def compute_loss(
         self,
@@ -276,8 +391,20 @@ class AdversarialTrainer(Trainer):
         return [token_id for token_id in special if token_id is not None]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Add the adversarial metrics (averaged over steps, reduced over processes) to training logs."""
+        """Add the adversarial metrics (averaged over steps, reduced over processes) and `num_skipped_steps` to
+        training logs. With skipped steps since the last log, `loss` is the mean over the kept steps (NaN if none:
+        Trainer would count a skipped step as 0 or a running mean), and a skipped last step logs `grad_norm` as NaN
+        (its gradients were dropped before clipping)."""
         metrics = self._metrics["train"]
+        if "loss" in logs:
+            if self._num_skipped_steps:
+                kept_loss = torch.as_tensor(self._kept_loss, dtype=torch.float32, device=self.args.device)
+                kept_loss = self.accelerator.reduce(kept_loss, reduction="mean").item()
+                logs["loss"] = kept_loss / self._num_kept_steps if self._num_kept_steps else float("nan")
+                if self._last_step_skipped and "grad_norm" in logs:
+                    logs["grad_norm"] = float("nan")
+            logs["num_skipped_steps"] = self._num_skipped_steps
+            self._kept_loss, self._num_kept_steps, self._num_skipped_steps = 0.0, 0, 0
         if "loss" in logs and metrics:
             for key, values in metrics.items():
                 stacked = torch.stack([value.float() for value in values])
@@ -287,6 +414,25 @@ class AdversarialTrainer(Trainer):
                     logs[key] = self.accelerator.reduce(stacked.mean(), reduction="mean").item()
             metrics.clear()
         super().log(logs, start_time)
+
+
+def describe_optimizer(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer actually built, for `training_args.json` and model cards: `class` (module path) and the
+    hyperparameters of its first parameter group (Trainer's decay group; its second group, biases and norms, has
+    `weight_decay` 0). `lr` is the group's `initial_lr` (before any schedule) when a scheduler set it.
+
+    Args:
+        optimizer (`torch.optim.Optimizer`): the optimizer, or accelerate's wrapper around it.
+    """
+    optimizer = getattr(optimizer, "optimizer", optimizer)
+    group = optimizer.param_groups[0]
+    summary: dict[str, Any] = {"class": f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"}
+    for key in _OPTIMIZER_HYPERPARAMETERS:
+        if key in group:
+            summary[key] = group.get("initial_lr", group["lr"]) if key == "lr" else group[key]
+    if isinstance(summary.get("betas"), tuple):
+        summary["betas"] = list(summary["betas"])
+    return summary
 
 
 def _detached_states(encoder_outputs: Any, scores: torch.Tensor) -> Any:
@@ -305,4 +451,4 @@ def _is_bilstm(model: nn.Module) -> bool:
     return getattr(getattr(model, "config", None), "model_type", None) == BiLSTMAttentionConfig.model_type
 
 
-__all__ = ["AdversarialTrainer"]
+__all__ = ["AdversarialTrainer", "describe_optimizer"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from enum import Enum
 
 from transformers import TrainingArguments
@@ -66,10 +67,10 @@ class AdversarialTrainingArguments(TrainingArguments):
             `attention_vat`, `attention_ivat` (virtual adversarial: the loss is `L_sup + λ · KL`, and examples
             labelled -100 train through the KL term).
         adv_epsilon (`float`, *optional*):
-            Perturbation size ε (the norm of r, or of the direction weights α for iAT/iVAT). Required (> 0) for every
-            method but `vanilla`.
+            Perturbation size ε (the norm of r, or of the direction weights α for iAT/iVAT). Required for every
+            method but `vanilla`; when given it must be finite and > 0 (`vanilla` does not use it).
         adv_lambda (`float`, *optional*, defaults to `1.0`):
-            Weight λ of the adversarial loss (>= 0).
+            Weight λ of the adversarial loss (finite, >= 0).
         adv_num_neighbors (`int`, *optional*, defaults to `10`):
             Word iAT: the number K of nearest vocabulary embeddings that give each token's directions.
         adv_iat_normalize (`bool`, *optional*, defaults to `False`):
@@ -83,14 +84,25 @@ class AdversarialTrainingArguments(TrainingArguments):
             Transformers encoders only: `per_layer_head` perturbs every layer-head of an example with norm ε over its
             valid logits (iAT: directions per layer-head); `global` takes the norm over all layer-heads together.
 
-    Run-folder setting (`hf_attn_at.run_folder`, used by `hf-attn-at train`/`reproduce`):
+    Parameters that control the optimizer and faults:
+
+        paper_optimizer (`bool`, *optional*, defaults to `False`):
+            Build the paper's optimizer, `torch.optim.Adam(lr=learning_rate, betas=(adam_beta1, adam_beta2),
+            eps=adam_epsilon, weight_decay=weight_decay, amsgrad=True)` (L2 weight decay, on Trainer's decay
+            parameter group only), instead of `optim`; `optim` and `optim_args` must then keep their defaults.
+        max_consecutive_nonfinite_steps (`int`, *optional*, defaults to `10`):
+            An optimizer step whose loss or gradients are not finite is skipped (weights and optimizer state
+            untouched) and counted in the logs as `num_skipped_steps`; this many skipped steps in a row stop the
+            training with an error (>= 1; 1 stops at the first).
 
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
-            Write into an `output_dir` that holds other files or a run with other settings, starting afresh: the
-            earlier run's checkpoints are removed, other files are overwritten where the run writes the same names.
+            Run-folder setting (`hf_attn_at.run_folder`, used by `hf-attn-at train`/`reproduce`): write into an
+            `output_dir` that holds other files or a run with other settings, starting afresh: the earlier run's
+            checkpoints are removed, other files are overwritten where the run writes the same names.
 
-    No default of [`~transformers.TrainingArguments`] is changed: the trainer takes its gradients on detached
-    leaves and re-runs on the unwrapped module, which works under DDP with any `ddp_find_unused_parameters`.
+    Every float setting must be finite. No default of [`~transformers.TrainingArguments`] is changed: the trainer
+    takes its gradients on detached leaves and re-runs on the unwrapped module, which works under DDP with any
+    `ddp_find_unused_parameters`.
     """
 
     adv_method: str = field(
@@ -99,9 +111,10 @@ class AdversarialTrainingArguments(TrainingArguments):
     )
     adv_epsilon: float | None = field(
         default=None,
-        metadata={"help": "Perturbation size epsilon (> 0); required for every method but vanilla."},
+        metadata={"help": "Perturbation size epsilon (finite, > 0); required for every method but vanilla (which does "
+                  "not use it)."},
     )
-    adv_lambda: float = field(default=1.0, metadata={"help": "Weight lambda of the adversarial loss (>= 0)."})
+    adv_lambda: float = field(default=1.0, metadata={"help": "Weight lambda of the adversarial loss (finite, >= 0)."})
     adv_num_neighbors: int = field(
         default=10, metadata={"help": "Word iAT: nearest vocabulary embeddings per token (K >= 1)."}
     )
@@ -124,6 +137,18 @@ class AdversarialTrainingArguments(TrainingArguments):
         metadata={"help": "Write into a non-empty --output_dir that holds no run of the same settings, starting "
                           "afresh (earlier checkpoints there are removed)."},
     )
+    paper_optimizer: bool = field(
+        default=False,
+        metadata={
+            "help": "Use the paper's Adam(amsgrad=True) with learning_rate, adam_beta1/2, adam_epsilon and "
+            "weight_decay (L2) instead of --optim."
+        },
+    )
+    max_consecutive_nonfinite_steps: int = field(
+        default=10,
+        metadata={"help": "Stop with an error after this many optimizer steps in a row skipped for a non-finite "
+                  "loss or gradient (>= 1)."},
+    )
 
     def __post_init__(self):
         try:
@@ -134,12 +159,18 @@ class AdversarialTrainingArguments(TrainingArguments):
             self.adv_attention_norm = AttentionNorm(self.adv_attention_norm)
         except ValueError:
             raise ValueError(f"`adv_attention_norm` must be one of {_NORMS}, got {self.adv_attention_norm!r}") from None
-        if self.adv_method != AdversarialMethod.VANILLA and (self.adv_epsilon is None or not self.adv_epsilon > 0):
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"`{setting.name}` must be a finite number, got {value!r}")
+        vanilla = self.adv_method == AdversarialMethod.VANILLA
+        if not ((self.adv_epsilon is None and vanilla) or (self.adv_epsilon is not None and self.adv_epsilon > 0)):
             raise ValueError(
                 f"`adv_epsilon` must be a float > 0 for adv_method={self.adv_method.value!r}, got {self.adv_epsilon!r}"
+                + (" (vanilla does not use it: leave it unset)" if vanilla else "")
             )
         if not self.adv_lambda >= 0:
-            raise ValueError(f"`adv_lambda` must be >= 0, got {self.adv_lambda!r}")
+            raise ValueError(f"`adv_lambda` must be a finite float >= 0, got {self.adv_lambda!r}")
         if isinstance(self.adv_num_neighbors, bool) or not isinstance(self.adv_num_neighbors, int) or self.adv_num_neighbors < 1:
             raise ValueError(f"`adv_num_neighbors` must be an integer >= 1, got {self.adv_num_neighbors!r}")
         if not (isinstance(self.adv_vat_xi, (int, float)) and 0 < self.adv_vat_xi < float("inf")):
@@ -147,7 +178,33 @@ class AdversarialTrainingArguments(TrainingArguments):
         iterations = self.adv_vat_num_iterations
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"`adv_vat_num_iterations` must be an integer >= 1, got {iterations!r}")
+        steps = self.max_consecutive_nonfinite_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"`max_consecutive_nonfinite_steps` must be an integer >= 1, got {steps!r}")
+        self._check_optimizer_settings()
         super().__post_init__()
+
+    def _check_optimizer_settings(self) -> None:
+        """Raise on a setting the optimizer would reject later, or on `paper_optimizer` with a chosen `optim`."""
+        for name, low, high in (
+            ("learning_rate", 0.0, None),
+            ("weight_decay", 0.0, None),
+            ("adam_epsilon", 0.0, None),
+            ("adam_beta1", 0.0, 1.0),
+            ("adam_beta2", 0.0, 1.0),
+        ):
+            value = getattr(self, name)
+            if not (value >= low and (high is None or value < high)):
+                allowed = f">= {low:g}" if high is None else f"in [{low:g}, {high:g})"
+                raise ValueError(f"`{name}` must be {allowed}, got {value!r}")
+        if self.paper_optimizer:
+            default_optim = self.__dataclass_fields__["optim"].default
+            optim = getattr(self.optim, "value", self.optim)
+            if optim != default_optim or self.optim_args is not None:
+                chosen = f"optim={optim!r}" if optim != default_optim else f"optim_args={self.optim_args!r}"
+                raise ValueError(
+                    f"`paper_optimizer` builds Adam(amsgrad=True) itself: drop {chosen} or drop paper_optimizer"
+                )
 
 
 __all__ = ["AdversarialMethod", "AdversarialTrainingArguments", "AttentionNorm"]

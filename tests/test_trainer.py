@@ -1,6 +1,7 @@
 """AdversarialTrainer: exact step gradients, evaluation, gradient accumulation, faults, resume."""
 
 import copy
+import json
 import math
 
 import pytest
@@ -13,7 +14,7 @@ from hf_attn_at.perturbations import (
     random_perturbation,
     word_iat_perturbation,
 )
-from hf_attn_at.trainer import AdversarialTrainer
+from hf_attn_at.trainer import AdversarialTrainer, describe_optimizer
 from hf_attn_at.training_args import AdversarialMethod, AdversarialTrainingArguments
 
 # The label-loss methods; attention VAT/iVAT (KL objective) are tested in test_vat.py.
@@ -91,6 +92,22 @@ def make_trainer(tmp_path, method, model, train=None, collator=collate, **overri
         ({"adv_method": "attention_at", "adv_epsilon": 0.0}, "adv_epsilon"),
         ({"adv_method": "attention_at", "adv_epsilon": 1.0, "adv_lambda": -1.0}, "adv_lambda"),
         ({"adv_method": "word_iat", "adv_epsilon": 1.0, "adv_num_neighbors": 0}, "adv_num_neighbors"),
+        # ε given with vanilla (which does not use it) must still be a valid ε.
+        ({"adv_method": "vanilla", "adv_epsilon": -5.0}, "`adv_epsilon` must be a float > 0 .*leave it unset"),
+        ({"adv_method": "vanilla", "adv_epsilon": 0.0}, "adv_epsilon"),
+        ({"adv_method": "attention_at", "adv_epsilon": math.inf}, "`adv_epsilon` must be a finite number, got inf"),
+        ({"adv_method": "attention_at", "adv_epsilon": math.nan}, "`adv_epsilon` must be a finite number, got nan"),
+        ({"adv_method": "attention_at", "adv_epsilon": 1.0, "adv_lambda": math.inf}, "`adv_lambda` must be a finite"),
+        ({"adv_method": "attention_at", "adv_epsilon": 1.0, "adv_lambda": math.nan}, "`adv_lambda` must be a finite"),
+        ({"adv_method": "attention_vat", "adv_epsilon": 1.0, "adv_vat_xi": math.nan}, "adv_vat_xi"),
+        ({"learning_rate": math.nan}, "`learning_rate` must be a finite number, got nan"),
+        ({"learning_rate": -1e-3}, "`learning_rate` must be >= 0"),
+        ({"weight_decay": math.inf}, "`weight_decay` must be a finite number, got inf"),
+        ({"max_grad_norm": math.nan}, "`max_grad_norm` must be a finite number, got nan"),
+        ({"adam_beta2": 1.0}, r"`adam_beta2` must be in \[0, 1\)"),
+        ({"adam_epsilon": -1.0}, "`adam_epsilon` must be >= 0"),
+        ({"max_consecutive_nonfinite_steps": 0}, "max_consecutive_nonfinite_steps"),
+        ({"paper_optimizer": True, "optim": "sgd"}, "`paper_optimizer` builds Adam.*drop optim='sgd'"),
     ],
 )
 def test_arguments_are_validated(tmp_path, kwargs, message):
@@ -262,3 +279,170 @@ def test_training_is_bitwise_repeatable(tmp_path, method):
         make_trainer(tmp_path / str(k), method, model, data, **common).train()
     for (name, a), b in zip(models[0].named_parameters(), models[1].parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+# ---------------------------------------------------------------- optimizer
+
+
+OPTIMIZER_FLAGS = {"learning_rate": 3e-3, "adam_beta1": 0.8, "adam_beta2": 0.95, "adam_epsilon": 1e-6, "weight_decay": 0.01}
+DEFAULT_OPTIM = AdversarialTrainingArguments.__dataclass_fields__["optim"].default
+
+
+@pytest.mark.parametrize(
+    ("flags", "optimizer_cls", "expected"),
+    [
+        ({}, torch.optim.AdamW, {"betas": (0.8, 0.95), "eps": 1e-6, "amsgrad": False}),  # Trainer's default optim
+        ({"optim": "sgd"}, torch.optim.SGD, {"momentum": 0}),
+        ({"paper_optimizer": True}, torch.optim.Adam, {"betas": (0.8, 0.95), "eps": 1e-6, "amsgrad": True}),
+    ],
+)
+def test_built_optimizer_follows_the_arguments(tmp_path, flags, optimizer_cls, expected):
+    trainer = make_trainer(tmp_path, "attention_at", tiny_model(), **{**OPTIMIZER_FLAGS, "optim": DEFAULT_OPTIM, **flags})
+    optimizer = trainer.create_optimizer()
+    assert type(optimizer) is optimizer_cls
+    decay, no_decay = optimizer.param_groups  # Trainer's groups: biases get no weight decay
+    assert decay["lr"] == no_decay["lr"] == OPTIMIZER_FLAGS["learning_rate"]
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (OPTIMIZER_FLAGS["weight_decay"], 0.0)
+    for key, value in expected.items():
+        assert decay[key] == value, key
+    recorded = json.loads(json.dumps(describe_optimizer(optimizer)))  # as training_args.json holds it
+    assert recorded["class"] == f"{optimizer_cls.__module__}.{optimizer_cls.__qualname__}"
+    assert recorded["lr"] == OPTIMIZER_FLAGS["learning_rate"]
+    assert recorded["weight_decay"] == OPTIMIZER_FLAGS["weight_decay"]
+    for key, value in expected.items():
+        assert recorded[key] == (list(value) if isinstance(value, tuple) else value), key
+
+
+def test_recorded_learning_rate_is_the_initial_one(tmp_path):
+    trainer = make_trainer(tmp_path, "vanilla", tiny_model(), make_examples(16), max_steps=2, lr_scheduler_type="linear")
+    trainer.train()
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.0
+    assert describe_optimizer(trainer.optimizer)["lr"] == 0.5
+
+
+def test_paper_optimizer_rejects_an_explicit_optimizer(tmp_path):
+    with pytest.raises(ValueError, match="paper_optimizer"):
+        AdversarialTrainer(
+            model=tiny_model(), args=make_args(tmp_path, "vanilla", paper_optimizer=True, optim=DEFAULT_OPTIM),
+            optimizer_cls_and_kwargs=(torch.optim.SGD, {"lr": 0.1}),
+        )
+
+
+def test_reproduce_runs_keep_the_paper_optimizer(tmp_path):
+    """`reproduce` states Adam(amsgrad=True), lr 1e-3, default betas/eps and L2 weight decay 1e-5 explicitly."""
+    from hf_attn_at.cli.reproduce import ReproduceArguments, Run, run_arguments
+
+    run = Run("sst", "attention_at", 1.0, 1, "sst")
+    _, _, args = run_arguments(ReproduceArguments(grid="ci"), run, tmp_path)
+    optimizer = AdversarialTrainer(model=tiny_model(), args=args, eval_dataset=make_examples(2)).create_optimizer()
+    assert describe_optimizer(optimizer) == {
+        "class": "torch.optim.adam.Adam", "lr": 1e-3, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 1e-5,
+        "amsgrad": True,
+    }
+
+
+# ---------------------------------------------------------------- non-finite steps
+
+POISON_ID = 2  # make_examples draws ids >= 3: an example holding this id gets infinite embeddings
+
+
+def poison_embeddings(model):
+    """Infinite embeddings for `POISON_ID`, so that a batch holding it has a NaN loss and NaN gradients."""
+
+    def hook(module, args, output):
+        return output.masked_fill(args[0].eq(POISON_ID).unsqueeze(-1), math.inf)
+
+    model.get_input_embeddings().register_forward_hook(hook)
+    return model
+
+
+def poisoned(examples, *indices):
+    examples = copy.deepcopy(examples)
+    for index in indices:
+        examples[index]["input_ids"][0] = POISON_ID
+    return examples
+
+
+def skipped_steps(trainer):
+    return sum(entry["num_skipped_steps"] for entry in trainer.state.log_history if "num_skipped_steps" in entry)
+
+
+@pytest.mark.parametrize("method", ["vanilla", "attention_at", "word_at"])
+def test_nonfinite_step_is_skipped_and_counted(tmp_path, method):
+    """A batch with a NaN loss changes neither the weights nor Adam's state: the run equals one without that batch."""
+    data = make_examples(32, seed=6)
+    common = {
+        "paper_optimizer": True, "optim": DEFAULT_OPTIM, "learning_rate": 1e-2, "weight_decay": 0.1, "num_train_epochs": 1
+    }
+    model = poison_embeddings(tiny_model())
+    trainer = make_trainer(tmp_path / "a", method, model, poisoned(data, 9), **common)
+    trainer.train()
+    reference = tiny_model()
+    reference_trainer = make_trainer(tmp_path / "b", method, reference, data[:8] + data[16:], **common)
+    reference_trainer.train()
+    for (name, a), b in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+    assert trainer.state.global_step == 4 and skipped_steps(trainer) == 1
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    expected = [entry for entry in reference_trainer.state.log_history if "loss" in entry]
+    assert [entry["num_skipped_steps"] for entry in logged] == [0, 1, 0, 0]
+    assert math.isnan(logged[1]["loss"]) and math.isnan(logged[1]["grad_norm"])  # not Trainer's 0
+    for entry, reference_entry in zip([logged[0], *logged[2:]], expected, strict=True):
+        assert entry["loss"] == pytest.approx(reference_entry["loss"], rel=1e-5)
+    if method != "vanilla":
+        assert "clean_loss" not in logged[1] and all(math.isfinite(entry["clean_loss"]) for entry in logged[2:])
+
+
+def test_nonfinite_micro_batch_skips_the_accumulated_step(tmp_path):
+    data = make_examples(32, seed=7)
+    common = {"gradient_accumulation_steps": 2, "optim": "adamw_torch", "learning_rate": 1e-2, "num_train_epochs": 1}
+    model = poison_embeddings(tiny_model())
+    trainer = make_trainer(tmp_path / "a", "attention_at", model, poisoned(data, 12), logging_steps=2, **common)
+    trainer.train()
+    reference = tiny_model()
+    reference_trainer = make_trainer(tmp_path / "b", "attention_at", reference, data[16:], **common)
+    reference_trainer.train()
+    for (name, a), b in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+    (logged,) = [entry for entry in trainer.state.log_history if "loss" in entry]
+    (expected,) = [entry for entry in reference_trainer.state.log_history if "loss" in entry]
+    assert logged["num_skipped_steps"] == 1
+    assert logged["loss"] == pytest.approx(expected["loss"], rel=1e-5)  # the mean over the kept step only
+    assert logged["clean_loss"] == pytest.approx(expected["clean_loss"], rel=1e-5)
+
+
+def test_consecutive_nonfinite_steps_stop_training(tmp_path):
+    data = poisoned(make_examples(48, seed=8), *range(0, 48, 8))  # every batch
+    model = poison_embeddings(tiny_model())
+    initial = copy.deepcopy(model.state_dict())
+    trainer = make_trainer(tmp_path, "attention_at", model, data, max_consecutive_nonfinite_steps=3)
+    with pytest.raises(ValueError, match=r"training stopped at step 3: .* in 3 optimizer steps in a row"):
+        trainer.train()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, initial[name]), name
+
+
+def test_nonfinite_weights_are_never_saved(tmp_path):
+    model = tiny_model()
+    with torch.no_grad():
+        model.get_input_embeddings().weight[5, 0] = math.nan
+    trainer = make_trainer(tmp_path, "vanilla", model, make_examples(16), save_strategy="steps", save_steps=1)
+    with pytest.raises(ValueError, match=r"not saving to .*checkpoint-1: non-finite weights in .*embed"):
+        trainer.train()
+    assert not (tmp_path / "checkpoint-1").exists()
+    with pytest.raises(ValueError, match="non-finite weights"):
+        trainer.save_model(str(tmp_path / "final"))
+    assert not (tmp_path / "final").exists()
+
+
+def test_nonfinite_loss_with_fp16_loss_scaling_is_skipped_by_the_scaler(tmp_path):
+    """fp16 on GPU: a `GradScaler` owns overflow skipping; a NaN loss makes it skip the step (no crash on `None`
+    gradients). A CPU `GradScaler` stands in for the GPU one."""
+    model = poison_embeddings(tiny_model())
+    initial = copy.deepcopy(model.state_dict())
+    trainer = make_trainer(tmp_path, "attention_at", model, poisoned(make_examples(8), 3), optim="adamw_torch", max_steps=1)
+    trainer.accelerator.scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
+    trainer.train()
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, initial[name]), name
+    assert skipped_steps(trainer) == 1 and trainer.accelerator.scaler.get_scale() < 4.0

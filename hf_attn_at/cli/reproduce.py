@@ -186,7 +186,8 @@ def plan_runs(args: ReproduceArguments, custom: CustomDataArguments | None = Non
 
 
 def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: CustomDataArguments | None = None):
-    """The (model, data, training) arguments of one run: SPEC §4 settings plus the grid's overrides.
+    """The (model, data, training) arguments of one run: the paper's settings (Adam with amsgrad, lr 1e-3, betas
+    (0.9, 0.999), eps 1e-8, L2 weight decay 1e-5, constant schedule) plus the grid's overrides.
 
     With custom data (`custom.is_custom`) the run reads the user's data; it trains 8 epochs (or
     `--num_train_epochs`) and selects the model on validation accuracy.
@@ -205,7 +206,11 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
         "adv_epsilon": run.epsilon,
         "adv_lambda": 1.0,
         "seed": run.seed,
+        "paper_optimizer": True,  # Adam(amsgrad=True), L2 weight decay
         "learning_rate": 1e-3,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "adam_epsilon": 1e-8,
         "weight_decay": 1e-5,
         "lr_scheduler_type": "constant",
         "per_device_train_batch_size": 90 if run.task == "cnn" else 32,
