@@ -37,7 +37,7 @@ class BiLSTMAttentionConfig(PreTrainedConfig):
         sep_token_id (`int`, *optional*, defaults to 2):
             Id of the token separating the two segments of a pair.
         word_vectors (`dict`, *optional*):
-            Where the embeddings were initialised from, as `hf_attn_at.load_word_vectors` reports it (`name`,
+            Where the embeddings were initialised from, as the library's `load_word_vectors` reports it (`name`,
             `dim`, `found`, `vocab_size`, `coverage`); provenance only, the model does not read it.
     """
 
