@@ -1,5 +1,6 @@
 """Faults a run must survive or report in one line: a kill during a checkpoint save, corrupt checkpoint files,
-concurrent runs into one folder, a rerun with other settings, foreign files in the output folder."""
+a NaN training step, concurrent runs into one folder, a rerun with other settings, foreign files in the output
+folder."""
 
 import json
 import logging
@@ -213,3 +214,29 @@ def test_settings_differences_and_legacy_folders(tmp_path):
     assert read_settings(legacy) == {"training": {"seed": 3}, "data": {"task_name": "sst"}}
     check_output_dir(legacy, overwrite=False)  # a run folder of earlier versions is a run, not foreign files
     assert read_settings(tmp_path / "missing") is None
+
+
+def test_a_nan_step_is_skipped_and_the_run_finishes_with_finite_weights(tmp_path, monkeypatch):
+    """A fault in step 2 (NaN loss, as from an overflowed batch): the step is skipped and counted in the logs, the
+    run goes on, and every checkpoint and the final model hold finite weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    from hf_attn_at.trainer import AdversarialTrainer
+
+    compute_loss = AdversarialTrainer.compute_loss
+
+    def faulty_loss(self, model, inputs, *args, **kwargs):
+        loss = compute_loss(self, model, inputs, *args, **kwargs)
+        if model.training and self.state.global_step == 1:
+            return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(AdversarialTrainer, "compute_loss", faulty_loss)
+    run = tmp_path / "run"
+    assert main(train_argv(run, "--logging_steps", "1")) == 0
+    state = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
+    assert [entry.get("num_skipped_steps", 0) for entry in state["log_history"] if "loss" in entry] == [0, 1, 0, 0]
+    for weights in (run / "checkpoint-2" / "model.safetensors", run / "checkpoint-4" / "model.safetensors",
+                    run / "model.safetensors"):
+        assert all(torch.isfinite(value).all() for value in load_file(weights).values()), weights
