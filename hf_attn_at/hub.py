@@ -31,7 +31,6 @@ classifier's output bias non-zero, so an all-zero ``classifier.out_proj.bias`` m
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import logging
 import math
@@ -165,24 +164,6 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def _escape(value: Any) -> str:
-    """`value` as literal text in the card's Markdown, which the Hub renders as HTML: `&<>"'`, `|` and backticks
-    become character references and line breaks spaces, so it cannot open a tag, end a table cell or code span, or
-    start a Markdown block."""
-    text = html.escape(_format_value(value)).replace("|", "&#124;").replace("`", "&#96;")
-    return " ".join(text.splitlines())
-
-
-def _check_hub_id(name: str, value: str | None) -> None:
-    """`ValueError` unless `value` is `None` or a Hub repo id (`name` or `namespace/name`)."""
-    if value is None:
-        return
-    try:
-        validate_repo_id(value)
-    except HFValidationError as e:
-        raise ValueError(f"`{name}` must be a Hub repo id ('name' or 'namespace/name'), got {value!r}: {e}") from e
-
-
 def _check_number(name: str, value: Any, *, positive: bool, integer: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
@@ -269,17 +250,12 @@ def build_model_card(
         interpretability: attention–gradient agreement, e.g. `{"pearson": 0.71, "pearson_std": 0.12,
             "kendall": 0.45}`; the `pearson` and `kendall` means also go into the `model-index`.
         training_args: training arguments to list (e.g. `TrainingArguments.to_dict()`).
-        base_model, license, language: card metadata (`base_model` a Hub repo id).
+        base_model, license, language: card metadata.
         model_name: the `model-index` name; defaults to `bilstm-attention-<method>[-<dataset>]`.
         repo_id: the Hub id used in the loading snippets (a placeholder when not given).
-
-    The card's text shows the strings (`model_name`, `dataset_name`, metric names, training arguments, ...)
-    literally: HTML and Markdown in them are escaped.
     """
     method = getattr(method, "value", method)  # a `str` enum member -> its value
     _check_method_settings(method, epsilon, lambda_, num_neighbors)
-    _check_hub_id("repo_id", repo_id)
-    _check_hub_id("base_model", base_model)
     metrics = _as_floats("metrics", metrics)
     interpretability = _as_floats("interpretability", interpretability)
     title, description, used = METHODS[method]
@@ -319,7 +295,7 @@ def build_model_card(
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE_PATH),
-        model_name=_escape(model_name),
+        model_name=model_name,
         repo_id=repo_id or "<namespace>/<name>",
         library_version=__version__,
         method=method,
@@ -328,14 +304,14 @@ def build_model_card(
         epsilon=setting("epsilon", epsilon),
         lambda_=setting("lambda_", lambda_),
         num_neighbors=setting("num_neighbors", num_neighbors),
-        attention_type=_escape(config.attention_type),
-        model_details=[(name, _escape(value)) for name, value in model_details],
+        attention_type=config.attention_type,
+        model_details=model_details,
         base_model=base_model,
-        dataset_name=dataset_name and _escape(dataset_name),
-        dataset_split=dataset_split and _escape(dataset_split),
-        training_args=[(_escape(k), _escape(v)) for k, v in sorted((training_args or {}).items())],
-        metrics=[(_escape(k), _format_value(v)) for k, v in metrics.items()],
-        interpretability=[(_escape(k), _format_value(v)) for k, v in interpretability.items()],
+        dataset_name=dataset_name,
+        dataset_split=dataset_split,
+        training_args=[(k, _format_value(v)) for k, v in sorted((training_args or {}).items())],
+        metrics=[(k, _format_value(v)) for k, v in metrics.items()],
+        interpretability=[(k, _format_value(v)) for k, v in interpretability.items()],
     )
 
 
