@@ -16,6 +16,7 @@ Tasks: sst, imdb, 20news, agnews, or your data. Saves the model, tokenizer, code
 --output_dir.
 """
 
+import torch
 from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
 
 from hf_attn_at import (
@@ -57,4 +58,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # join the gloo/NCCL threads before the interpreter exits

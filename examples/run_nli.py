@@ -10,6 +10,7 @@ The premise is attended, conditioned on the hypothesis (SPEC §1.2). The tokeniz
 `{"text": premise, "text_pair": hypothesis}`. MultiNLI reports every `test*` split it has.
 """
 
+import torch
 from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
 
 from hf_attn_at import (
@@ -51,4 +52,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # join the gloo/NCCL threads before the interpreter exits

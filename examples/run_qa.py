@@ -10,6 +10,7 @@ anonymised entities, and its `candidate_mask` column lets only the entities of t
 is reported when there are more than three answers).
 """
 
+import torch
 from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
 
 from hf_attn_at import (
@@ -50,4 +51,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # join the gloo/NCCL threads before the interpreter exits

@@ -26,6 +26,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
 
 from hf_attn_at import AdversarialMethod, AdversarialTrainer, AdversarialTrainingArguments, explain_model
@@ -94,4 +95,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # join the gloo/NCCL threads before the interpreter exits

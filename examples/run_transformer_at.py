@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from datasets import load_dataset
 from torch.utils.data import DataLoader
 from transformers import (
@@ -122,4 +123,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # join the gloo/NCCL threads before the interpreter exits

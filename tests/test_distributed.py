@@ -1,4 +1,5 @@
-"""Two gloo CPU processes (torchrun) give the same parameters as one process on the same global batches."""
+"""Two gloo CPU processes (torchrun) give the same parameters as one process on the same global batches; the CLI
+tears its process group down."""
 
 import importlib.util
 import math
@@ -6,11 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import torch
 from testing_utils import REPO_ROOT
+
+from hf_attn_at.cli import main as cli
 
 SCRIPT = Path(__file__).parent / "distributed" / "train_ddp.py"
 
@@ -62,3 +66,38 @@ def test_ddp_attention_iat_runs_and_is_finite(ddp_results):
     assert all(torch.isfinite(value).all() for value in saved["state_dict"].values())
     assert len(saved["logs"]) == 4
     assert all(math.isfinite(entry["loss"]) and entry["adv_perturbation_norm"] > 0 for entry in saved["logs"])
+
+
+@pytest.fixture
+def gloo_verb(tmp_path, monkeypatch):
+    """`hf-attn-at train` replaced by a verb that starts a one-process gloo group, runs a collective, then ends as
+    its argument says: `ok`, `bad` (a user error) or `crash`."""
+
+    def main(argv: list[str]) -> int:
+        torch.distributed.init_process_group(
+            "gloo", store=torch.distributed.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1
+        )
+        torch.distributed.all_reduce(torch.ones(2))
+        if argv == ["bad"]:
+            raise ValueError("--bad is not an option")
+        if argv == ["crash"]:
+            raise RuntimeError("crashed")
+        return 0
+
+    monkeypatch.setitem(sys.modules, "gloo_verb", types.SimpleNamespace(main=main))
+    monkeypatch.setitem(cli.COMMANDS, "train", ("gloo_verb", False, "test verb"))
+    yield
+    if torch.distributed.is_initialized():  # a failed test must not leave the group to the other tests
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("ending,returncode", [("ok", 0), ("bad", 2)])
+def test_cli_destroys_the_process_group(gloo_verb, ending, returncode):
+    assert cli.main(["train", ending]) == returncode
+    assert not torch.distributed.is_initialized()
+
+
+def test_cli_destroys_the_process_group_after_a_crash(gloo_verb):
+    with pytest.raises(RuntimeError, match="crashed"):
+        cli.main(["train", "crash"])
+    assert not torch.distributed.is_initialized()

@@ -26,6 +26,17 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def destroy_process_group() -> None:
+    """Tear down the `torch.distributed` group a verb started under `accelerate launch` or `torchrun`.
+
+    Its gloo/NCCL threads would otherwise outlive the verb and may release tensors while the interpreter shuts down,
+    which aborts the process (SIGABRT, "terminate called without an active exception") after the work is done.
+    """
+    distributed = sys.modules.get("torch.distributed")  # not imported: no group was started
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -43,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"hf-attn-at {verb}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
     accelerate launch --multi_gpu --num_processes 2 --main_process_port PORT tests/distributed/train_ddp.py OUTPUT_DIR
 
 (with `ACCELERATE_USE_CPU=1` on a machine without GPUs). Every rank checks that the world size is 2; rank 0
-saves each run's final parameters to `OUTPUT_DIR/<run>.pt`. `train_run` is also called in-process by the test
-with `world_size=1` and the global batch size, as the single-process reference.
+saves each run's final parameters to `OUTPUT_DIR/<run>.pt`; every rank destroys the process group at the end, also
+on errors. `train_run` is also called in-process by the test with `world_size=1` and the global batch size, as the
+single-process reference.
 """
 
 import sys
@@ -85,4 +86,10 @@ def main(output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    try:
+        main(sys.argv[1])
+    finally:
+        # Join the gloo threads now: left to interpreter shutdown, one can release a finished collective's tensors
+        # after Python has finalised, which aborts the rank (SIGABRT) once the work is done.
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
