@@ -70,12 +70,16 @@ def train_run(name: str, output_dir: str, world_size: int) -> tuple[AdversarialT
 
 def main(output_dir: str) -> None:
     rank = int(os.environ["RANK"])
-    for name in RUNS:
-        trainer, error = train_run(name, output_dir, world_size=2)
-        state = {key: value.tolist() for key, value in trainer.model.state_dict().items()}
-        logs = [entry for entry in trainer.state.log_history if "num_skipped_steps" in entry]
-        record = {"state_dict": state, "skipped": [entry["num_skipped_steps"] for entry in logs], "error": error}
-        (Path(output_dir) / f"{name}-rank{rank}.json").write_text(json.dumps(record))
+    try:
+        for name in RUNS:
+            trainer, error = train_run(name, output_dir, world_size=2)
+            state = {key: value.tolist() for key, value in trainer.model.state_dict().items()}
+            logs = [entry for entry in trainer.state.log_history if "num_skipped_steps" in entry]
+            record = {"state_dict": state, "skipped": [entry["num_skipped_steps"] for entry in logs], "error": error}
+            (Path(output_dir) / f"{name}-rank{rank}.json").write_text(json.dumps(record))
+    finally:  # gloo threads left running can abort the process at exit (see tests/distributed/train_ddp.py)
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 def free_port() -> int:
@@ -101,6 +105,7 @@ def test_ddp_ranks_skip_and_stop_together(tmp_path):
             assert record["error"] == error and record["skipped"] == skipped, (name, rank)
             for key, value in single.model.state_dict().items():
                 torch.testing.assert_close(torch.tensor(record["state_dict"][key]), value, atol=1e-6, rtol=0, msg=key)
+
 
 if __name__ == "__main__":
     main(sys.argv[1])
