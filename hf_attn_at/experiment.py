@@ -177,6 +177,18 @@ def agreement_metrics(explanation: dict) -> dict[str, float]:
     }
 
 
+def training_log_summary(log_history: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    """Over the training logs (`trainer.state.log_history`, resumed parts included): the mean of the logged
+    `adv_perturbation_norm` (the measured ‖r‖, e.g. ≈ 2ε for iAT), `num_skipped_steps` summed, `num_logs`."""
+    logs = [entry for entry in log_history if "loss" in entry and "eval_loss" not in entry]
+    norms = [entry["adv_perturbation_norm"] for entry in logs if "adv_perturbation_norm" in entry]
+    return {
+        "adv_perturbation_norm_mean": sum(norms) / len(norms) if norms else None,
+        "num_skipped_steps": sum(int(entry.get("num_skipped_steps", 0)) for entry in logs),
+        "num_logs": len(logs),
+    }
+
+
 def find_resume_checkpoint(
     output_dir: Path, training_args: AdversarialTrainingArguments, settings: dict[str, Any], main_process: bool
 ) -> str | None:
@@ -289,6 +301,7 @@ def _run_locked(
         "num_examples": {split: len(ds) for split, ds in dsd.items()},
         "train_runtime": train_output.metrics.get("train_runtime"),
         "total_runtime": clock.elapsed,
+        "training_logs": training_log_summary(trainer.state.log_history),
     }
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))

@@ -237,6 +237,8 @@ def test_a_nan_step_is_skipped_and_the_run_finishes_with_finite_weights(tmp_path
     assert main(train_argv(run, "--logging_steps", "1")) == 0
     state = json.loads((run / "checkpoint-4" / "trainer_state.json").read_text())
     assert [entry.get("num_skipped_steps", 0) for entry in state["log_history"] if "loss" in entry] == [0, 1, 0, 0]
+    summary = json.loads((run / "results.json").read_text())["training_logs"]
+    assert summary == {"adv_perturbation_norm_mean": None, "num_skipped_steps": 1, "num_logs": 4}
     for weights in (run / "checkpoint-2" / "model.safetensors", run / "checkpoint-4" / "model.safetensors",
                     run / "model.safetensors"):
         assert all(torch.isfinite(value).all() for value in load_file(weights).values()), weights

@@ -118,8 +118,9 @@ def test_train_records_the_vectors_everywhere(tmp_path):
             "--word_vectors", "glove-6b-50d", "--hidden_size", "8", "--attention_hidden_size", "8",
             "--max_train_samples", "64", "--max_eval_samples", "32", "--max_test_samples", "32",
             "--num_train_epochs", "1", "--output_dir", str(run), "--report_to", "none", "--disable_tqdm", "true"]
-    assert main(argv) == 0
+    assert main([*argv, "--adv_method", "attention_at", "--adv_epsilon", "0.5", "--logging_steps", "1"]) == 0
     results = json.loads((run / "results.json").read_text())
+    assert results["training_logs"]["adv_perturbation_norm_mean"] == pytest.approx(0.5, rel=1e-4)  # AT: ‖r‖ = ε
     vectors = results["word_vectors"]
     assert vectors["name"] == "glove-6b-50d" and vectors["dim"] == 50 and 0.5 < vectors["coverage"] <= 1
     assert json.loads((run / "training_args.json").read_text())["word_vectors"] == vectors
