@@ -73,6 +73,13 @@ GRIDS: dict[str, dict[str, Any]] = {
         "tasks": ["sst", "snli"], "methods": ["attention_at", "attention_iat", "word_at", "word_iat"], "seeds": [1],
         "epsilons": [0.01, 0.1, 1.0, 10.0, 100.0],
     },
+    # Protocol v2: GloVe 6B 50d embeddings; per task and method, ε selected on validation from the grid's ε with
+    # the first seed, then the other seeds at the selected ε (`select_epsilon`).
+    "paper_v2": {
+        "tasks": list(OFFLINE_TASKS), "methods": list(PAPER_METHODS), "seeds": [1, 2, 3],
+        "epsilons": [0.01, 0.1, 1.0, 10.0], "select_epsilon": True,
+        "model": {"word_vectors": "glove-6b-50d", "embedding_size": None},
+    },
 }
 DEFAULT_EPSILON = 1.0
 # What `--records_dir` keeps of a run folder: enough to aggregate tables, figures, reports and model cards.
@@ -165,24 +172,59 @@ def inside(root: Path, *names: str) -> Path:
     return path
 
 
-def plan_runs(args: ReproduceArguments, custom: CustomDataArguments | None = None) -> list[Run]:
+def plan_runs(
+    args: ReproduceArguments, custom: CustomDataArguments | None = None, finished: dict[str, dict] | None = None
+) -> list[Run]:
     """The grid's runs, seed-major (task, seed, method, ε): a grid stopped early still covers every method.
 
-    With custom data the grid has one task, the user's data.
+    With custom data the grid has one task, the user's data. A grid with `select_epsilon` (`paper_v2`) runs every ε
+    with the first seed only, and the other seeds at the ε that `select_epsilon` picks from the `finished` runs
+    (`results.json` contents by run name); until a method's ε runs have all finished, its other seeds are not planned.
     """
     grid = GRIDS[args.grid]
     is_custom = custom is not None and custom.is_custom
     tasks = [custom.custom_label] if is_custom else args.tasks or grid["tasks"]
     methods = args.methods or grid["methods"]
     seeds = args.seeds or grid["seeds"]
-    epsilons = args.epsilons or grid.get("epsilons")
-    return [
-        Run(task, method, eps, seed, task if is_custom else task_label(task, args.babi_size))
-        for task in tasks
-        for seed in seeds
-        for method in methods
-        for eps in ([None] if method == "vanilla" else (epsilons or [DEFAULT_EPSILON]))
-    ]
+    epsilons = args.epsilons or grid.get("epsilons") or [DEFAULT_EPSILON]
+    runs = []
+    for task in tasks:
+        label = task if is_custom else task_label(task, args.babi_size)
+        selected = {
+            method: select_epsilon(finished or {}, label, method, epsilons, seeds[0])[0]
+            for method in methods if method != "vanilla" and grid.get("select_epsilon")
+        }
+        for seed in seeds:
+            for method in methods:
+                if method == "vanilla":
+                    chosen = [None]
+                elif not grid.get("select_epsilon") or seed == seeds[0]:
+                    chosen = epsilons
+                else:
+                    chosen = [] if selected[method] is None else [selected[method]]
+                runs += [Run(task, method, eps, seed, label) for eps in chosen]
+    return runs
+
+
+def select_epsilon(
+    finished: dict[str, dict], task: str, method: str, epsilons: Sequence[float], seed: int
+) -> tuple[float | None, dict[float, float]]:
+    """The ε of `epsilons` whose run of `task`/`method` with `seed` has the best validation metric (AUC for binary
+    tasks, accuracy otherwise: the metric that selects the checkpoint; the smaller ε on a tie), and every ε's
+    metric; `(None, {...})` until all of them have finished.
+
+    Args:
+        finished (`dict[str, dict]`): `results.json` contents of the finished runs by run name (see `run_name`).
+    """
+    metric = "validation_auc" if task in BINARY_TASKS else "validation_accuracy"
+    scores = {}
+    for eps in epsilons:
+        result = finished.get(run_name(task, method, eps, seed))
+        if result is not None:
+            scores[eps] = result["metrics"]["validation"][metric]
+    if len(scores) < len(epsilons):
+        return None, scores
+    return max(sorted(scores), key=lambda eps: scores[eps]), scores
 
 
 def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: CustomDataArguments | None = None):
@@ -255,28 +297,32 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
     from ..experiment import run_experiment
 
     root = Path(args.output_dir) / "runs"
-    runs = plan_runs(args, custom)
-    finished = finished_runs(args.output_dir, args.records_dir)
-    todo = [r for r in runs if r.name not in finished]
-    logger.info("%d runs in the grid, %d finished, %d to run", len(runs), len(runs) - len(todo), len(todo))
-    if args.aggregate_only:
-        return
-    for run in runs:
-        if run.name in finished:  # a run of another grid or other flags under the same name is not this run
-            check_settings(
-                finished[run.name], read_settings(finished[run.name]),
-                run_settings(*run_arguments(args, run, root / run.name, custom)),
-                remedy="give another --output_dir (and --records_dir), or delete that run to run it again",
-            )
-    for run in tqdm(todo, desc="reproduce", unit="run"):
-        run_dir = inside(root, run.name)
-        done = run_dir / "results.json"
-        logger.info("run %s", run.name)
-        run_experiment(*run_arguments(args, run, run_dir, custom))
-        if done.is_file():  # written by the main process only
-            done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
-            if args.records_dir:
-                record_run(run_dir, inside(Path(args.records_dir), run.name))
+    checked: set[str] = set()
+    # Two rounds for a grid that selects ε: its first seed's ε runs decide which runs the other seeds get.
+    for _ in range(2 if GRIDS[args.grid].get("select_epsilon") else 1):
+        finished = finished_runs(args.output_dir, args.records_dir)
+        runs = plan_runs(args, custom, {name: load_result(path, name) for name, path in finished.items()})
+        todo = [r for r in runs if r.name not in finished]
+        logger.info("%d runs in the grid, %d finished, %d to run", len(runs), len(runs) - len(todo), len(todo))
+        if args.aggregate_only:
+            return
+        for run in runs:
+            if run.name in finished and run.name not in checked:  # another grid's run under the same name is not this run
+                check_settings(
+                    finished[run.name], read_settings(finished[run.name]),
+                    run_settings(*run_arguments(args, run, root / run.name, custom)),
+                    remedy="give another --output_dir (and --records_dir), or delete that run to run it again",
+                )
+                checked.add(run.name)
+        for run in tqdm(todo, desc="reproduce", unit="run"):
+            run_dir = inside(root, run.name)
+            done = run_dir / "results.json"
+            logger.info("run %s", run.name)
+            run_experiment(*run_arguments(args, run, run_dir, custom))
+            if done.is_file():  # written by the main process only
+                done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
+                if args.records_dir:
+                    record_run(run_dir, inside(Path(args.records_dir), run.name))
 
 
 def record_run(run_dir: Path, record_dir: Path) -> Path:
@@ -411,9 +457,20 @@ def _task_title(task: str, results: list[dict]) -> str:
     return task
 
 
-def markdown_tables(table: dict, results: list[dict]) -> list[str]:
+def main_epsilon(task: str, method: str, selected: dict[tuple[str, str], float] | None) -> float | None:
+    """The ε of a method's main row: the selected one (`select_epsilon` grids), else `DEFAULT_EPSILON`."""
+    if method == "vanilla":
+        return None
+    return DEFAULT_EPSILON if selected is None else selected.get((task, method))
+
+
+def markdown_tables(table: dict, results: list[dict], selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+    """Per task: a row per (method, ε) with mean ± std over seeds; with `selected` (ε chosen on validation), only
+    vanilla and each method's selected ε (the ε runs are in `selection_tables`)."""
     lines = []
     for task, rows in table.items():
+        if selected is not None:
+            rows = {k: v for k, v in rows.items() if k[1] == main_epsilon(task, k[0], selected)}
         commands = sorted({r.get("command", "(not recorded)") for r in results if r["task"] == task})
         binary = task in BINARY_TASKS
         split = next(iter(rows.values()))["split"]
@@ -436,13 +493,14 @@ def markdown_tables(table: dict, results: list[dict]) -> list[str]:
     return lines
 
 
-def check_claims(table: dict) -> list[str]:
-    """SPEC §7's three claims, judged from the numbers (held / not held / mixed / not tested)."""
+def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+    """The paper's three claims, judged from the numbers (held / not held / mixed / not tested), on each method's
+    main row (`main_epsilon`)."""
     lines = ["## The paper's claims against our numbers", ""]
     # Claim 1: AT/iAT give the best prediction performance.
     verdicts = []
     for task, rows in table.items():
-        default = {k: v for k, v in rows.items() if k[1] in (None, DEFAULT_EPSILON)}
+        default = {k: v for k, v in rows.items() if k[1] == main_epsilon(task, k[0], selected)}
         methods = {k[0] for k in default}
         if len(methods) < 2:
             continue
@@ -459,7 +517,8 @@ def check_claims(table: dict) -> list[str]:
     verdicts = []
     for task, rows in table.items():
         vanilla = rows.get(("vanilla", None))
-        ours = {k: v for k, v in rows.items() if k[0] in ("attention_at", "attention_iat") and k[1] == DEFAULT_EPSILON}
+        ours = {k: v for k, v in rows.items()
+                if k[0] in ("attention_at", "attention_iat") and k[1] == main_epsilon(task, k[0], selected)}
         if vanilla is None or not ours:
             continue
         ok = all(v["pearson"][0] > vanilla["pearson"][0] for v in ours.values())
@@ -486,6 +545,48 @@ def check_claims(table: dict) -> list[str]:
         "3. Attention AT/iAT are less sensitive to ε than word AT",
         verdicts, lambda t, ok, detail: f"{t}: {detail}",
     ))
+    return lines
+
+
+def selected_epsilons(results: list[dict], epsilons: Sequence[float]) -> dict[tuple[str, str], float]:
+    """`(task, method) -> ε` chosen by `select_epsilon` (on each method's lowest seed) for every method of `results`
+    whose ε runs have all finished."""
+    finished = {run_name(r["task"], r["method"], r["epsilon"], r["seed"]): r for r in results}
+    selected = {}
+    for task, method in sorted({(r["task"], r["method"]) for r in results if r["method"] != "vanilla"}):
+        seed = min(r["seed"] for r in results if (r["task"], r["method"]) == (task, method))
+        epsilon = select_epsilon(finished, task, method, epsilons, seed)[0]
+        if epsilon is not None:
+            selected[(task, method)] = epsilon
+    return selected
+
+
+def selection_tables(results: list[dict], epsilons: Sequence[float]) -> list[str]:
+    """Per task, the validation metric of every method at every ε (lowest seed), the selected ε in bold, and the
+    measured mean perturbation norm ‖r‖ of the training logs at that ε."""
+    finished = {run_name(r["task"], r["method"], r["epsilon"], r["seed"]): r for r in results}
+    lines = ["## ε selection (validation split, first seed)", ""]
+    for task in sorted({r["task"] for r in results}):
+        methods = sorted({r["method"] for r in results if r["task"] == task and r["method"] != "vanilla"},
+                         key=ALL_METHODS.index)
+        if not methods:
+            continue
+        metric = "AUC" if task in BINARY_TASKS else "accuracy"
+        lines += [f"### {task} (validation {metric})", ""]
+        lines += ["| method | " + " | ".join(f"ε={e:g}" for e in epsilons) + " | selected ε | measured ‖r‖ |",
+                  "|" + "---|" * (len(epsilons) + 3)]
+        for method in methods:
+            seed = min(r["seed"] for r in results if (r["task"], r["method"]) == (task, method))
+            chosen, scores = select_epsilon(finished, task, method, epsilons, seed)
+            cells = [("**{:.3f}**" if e == chosen else "{:.3f}").format(scores[e]) if e in scores else "–"
+                     for e in epsilons]
+            norm = None
+            if chosen is not None:
+                norm = (finished[run_name(task, method, chosen, seed)].get("training_logs") or {}).get(
+                    "adv_perturbation_norm_mean")
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {'–' if chosen is None else f'{chosen:g}'} | "
+                         f"{'–' if norm is None else f'{norm:.3g}'} |")
+        lines.append("")
     return lines
 
 
@@ -528,8 +629,11 @@ def _first_seed(run_dirs: dict[str, Path], task: str, name: str) -> Path | None:
     return seeds[min(seeds)] if seeds else None
 
 
-def write_figures(table: dict, run_dirs: dict[str, Path], figures_dir: Path) -> dict[str, list[Path]]:
-    """Per task: an ε-sweep figure (when the grid has several ε) and a heat-map report of the first seed."""
+def write_figures(
+    table: dict, run_dirs: dict[str, Path], figures_dir: Path, selected: dict[tuple[str, str], float] | None = None
+) -> dict[str, list[Path]]:
+    """Per task: an ε-sweep figure (when the grid has several ε) and a heat-map report of the first seed of each
+    method's main row (`main_epsilon`)."""
     from ..interpret.report import plot_epsilon_sweep, write_report
 
     figures: dict[str, list[Path]] = defaultdict(list)
@@ -545,7 +649,8 @@ def write_figures(table: dict, run_dirs: dict[str, Path], figures_dir: Path) -> 
             figures[task].append(plot_epsilon_sweep(sweep, inside(figures_dir, f"{task}_epsilon.png"), reference))
         report_runs = {}
         for key in sorted(rows, key=_method_order):
-            if key[1] not in (None, DEFAULT_EPSILON) and (key[0], DEFAULT_EPSILON) in rows:
+            main = main_epsilon(task, key[0], selected)
+            if key[1] != main and (key[0], main) in rows:
                 continue
             eps = "" if key[1] is None else f"-eps{key[1]:g}"
             run_dir = _first_seed(run_dirs, task, f"{key[0]}{eps}")
@@ -558,15 +663,17 @@ def write_figures(table: dict, run_dirs: dict[str, Path], figures_dir: Path) -> 
     return figures
 
 
-def write_model_cards(table: dict, run_dirs: dict[str, Path], out_dir: Path) -> list[Path]:
-    """`<task>-<method>[-eps<ε>].md` from the first seed's run folder (or record) of every table row."""
+def write_model_cards(
+    table: dict, run_dirs: dict[str, Path], out_dir: Path, selected: dict[tuple[str, str], float] | None = None
+) -> list[Path]:
+    """`<task>-<method>[-eps<ε>].md` from the first seed's run folder (or record) of each method's main row."""
     from ..hub import card_from_run_dir
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for task, rows in table.items():
         for method, eps in sorted(rows, key=_method_order):
-            if eps not in (None, DEFAULT_EPSILON):
+            if eps != main_epsilon(task, method, selected):
                 continue  # ε-sweep rows get no card
             name = f"{method}{'' if eps is None else f'-eps{eps:g}'}"
             run_dir = _first_seed(run_dirs, task, name)
@@ -583,10 +690,13 @@ def write_results(
     """RESULTS.md (tables, claims, notes, figures) and the model cards from the finished runs `run_dirs`, whose
     `results.json` contents are `results`."""
     table = summarize(results)
+    grid = GRIDS[args.grid]
+    epsilons = args.epsilons or grid.get("epsilons") or [DEFAULT_EPSILON]
+    selected = selected_epsilons(results, epsilons) if grid.get("select_epsilon") else None
     results_file = Path(args.results_file or Path(args.output_dir) / "RESULTS.md")
-    figures = write_figures(table, run_dirs, results_file.parent / "figures")
+    figures = write_figures(table, run_dirs, results_file.parent / "figures", selected)
     if args.model_cards_dir:
-        cards = write_model_cards(table, run_dirs, Path(args.model_cards_dir))
+        cards = write_model_cards(table, run_dirs, Path(args.model_cards_dir), selected)
         logger.info("wrote %d model cards to %s", len(cards), args.model_cards_dir)
     lines = [
         "# Results", "",
@@ -598,8 +708,10 @@ def write_results(
         "(Pearson r, Kendall τ; mean ± std over seeds of the per-run mean over test examples).", "",
         "## Tables", "",
     ]
-    lines += markdown_tables(table, results)
-    lines += check_claims(table)
+    lines += markdown_tables(table, results, selected)
+    if selected is not None:
+        lines += selection_tables(results, epsilons)
+    lines += check_claims(table, selected)
     if args.notes_file:
         lines += [f"## Discussion (from `{args.notes_file}`)", "", Path(args.notes_file).read_text(encoding="utf-8"), ""]
     lines += ["## Figures", ""]
