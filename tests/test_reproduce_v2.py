@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 from testing_utils import SHARED_DATA, require_shared_data
 
 from hf_attn_at.cli.main import main
