@@ -22,7 +22,7 @@ from scipy import stats
 
 VERDICTS = ("held", "not held", "inconclusive")
 
-# Most resample indices drawn at once by `paired_bootstrap_ci` (about 32 MiB of int64): bounds its memory.
+# Most resample indices drawn at once by `paired_bootstrap_ci`: 32 MiB of int64, plus two float64 gathers as large.
 _MAX_DRAWS_PER_CHUNK = 1 << 22
 
 
@@ -154,6 +154,8 @@ def paired_bootstrap_ci(
         _finite_1d(v, f"baseline_values[{k}]", allow_nan=True) for k, v in enumerate(baseline_values[:num_pairs])
     ]
     num_examples = method[0].size
+    if num_examples == 0:
+        raise ValueError("no data: the seed arrays hold no test example")
     for k, (m, b) in enumerate(zip(method, baseline, strict=True)):
         if m.size != num_examples or b.size != num_examples:
             raise ValueError(

@@ -193,7 +193,7 @@ def test_bad_input():
                    [np.zeros(4), np.zeros(5)], [np.zeros(4), np.zeros(5)])
     one_line_error("no data: got 0 method and 2 baseline seeds", paired_bootstrap_ci, [], [[1.0], [2.0]])
     one_line_error("no data: every test example is NaN", paired_bootstrap_ci, [[np.nan, 1.0]], [[0.0, np.nan]])
-    one_line_error("no data: every test example is NaN", paired_bootstrap_ci, [[]], [[]])
+    one_line_error("no data: the seed arrays hold no test example", paired_bootstrap_ci, [[]], [[]])
     one_line_error(r"baseline_values\[0\] must hold finite numbers or NaN, got inf at index 1", paired_bootstrap_ci,
                    [[0.0, 1.0]], [[0.0, np.inf]])
     one_line_error(r"method_values\[0\] must be one-dimensional, got shape \(2, 2\)", paired_bootstrap_ci,
