@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -177,6 +178,24 @@ def agreement_metrics(explanation: dict) -> dict[str, float]:
     }
 
 
+def code_version() -> str:
+    """`hf_attn_at <version>`, plus the git commit of the package's checkout when it is one (`+dirty` when its
+    package files differ from that commit): which code produced a run."""
+    from . import __version__
+
+    version = f"hf_attn_at {__version__}"
+    package = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=package, capture_output=True, text=True,
+                               timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return version
+    if commit.returncode != 0:
+        return version
+    return f"{version} (git {commit.stdout.strip()[:12]}{'+dirty' if dirty.stdout.strip() else ''})"
+
+
 def training_log_summary(log_history: list[dict[str, Any]]) -> dict[str, float | int | None]:
     """Over the training logs (`trainer.state.log_history`, resumed parts included): the mean of the logged
     `adv_perturbation_norm` (the measured ‖r‖, e.g. ≈ 2ε for iAT), `num_skipped_steps` summed, `num_logs`."""
@@ -302,6 +321,7 @@ def _run_locked(
         "train_runtime": train_output.metrics.get("train_runtime"),
         "total_runtime": clock.elapsed,
         "training_logs": training_log_summary(trainer.state.log_history),
+        "code_version": code_version(),
     }
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))

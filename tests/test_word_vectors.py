@@ -121,6 +121,7 @@ def test_train_records_the_vectors_everywhere(tmp_path):
     assert main([*argv, "--adv_method", "attention_at", "--adv_epsilon", "0.5", "--logging_steps", "1"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["training_logs"]["adv_perturbation_norm_mean"] == pytest.approx(0.5, rel=1e-4)  # AT: ‖r‖ = ε
+    assert results["code_version"].startswith("hf_attn_at 0.")
     vectors = results["word_vectors"]
     assert vectors["name"] == "glove-6b-50d" and vectors["dim"] == 50 and 0.5 < vectors["coverage"] <= 1
     assert json.loads((run / "training_args.json").read_text())["word_vectors"] == vectors
