@@ -47,6 +47,7 @@ from ..data import SOURCES, TASKS, task_label
 from ..run_folder import check_settings, read_settings, run_settings
 from ..training_args import AdversarialMethod
 from ..word_vectors import word_vectors_dim
+from .comparisons import claim_verdicts, difference_tables, differences
 
 logger = logging.getLogger(__name__)
 
@@ -711,6 +712,12 @@ def write_results(
     lines += markdown_tables(table, results, selected)
     if selected is not None:
         lines += selection_tables(results, epsilons)
+    intervals = differences(
+        results, run_dirs, lambda task, method: main_epsilon(task, method, selected), run_name,
+        lambda result: _test_metric(result, "accuracy"),
+    )
+    lines += difference_tables(intervals)
+    lines += claim_verdicts(intervals)
     lines += check_claims(table, selected)
     if args.notes_file:
         lines += [f"## Discussion (from `{args.notes_file}`)", "", Path(args.notes_file).read_text(encoding="utf-8"), ""]

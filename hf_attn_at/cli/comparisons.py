@@ -1,0 +1,121 @@
+"""Each method's difference to vanilla with 95% confidence intervals, and the claim verdicts they decide.
+
+Accuracy: Welch's t interval over seeds ([`~hf_attn_at.statistics.seed_difference_ci`]). Agreement (Pearson r
+between attention and gradient importance per test example): a paired bootstrap over test examples pooled across
+seeds, a method's seed k paired with vanilla's seed k ([`~hf_attn_at.statistics.paired_bootstrap_ci`]). A verdict
+is "held" when the whole interval is above 0, "not held" when it is below (significantly worse), else
+"inconclusive". See docs/STATISTICS.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..statistics import (
+    Interval,
+    format_interval,
+    paired_bootstrap_ci,
+    seed_difference_ci,
+    summarize_verdicts,
+)
+
+# The paper's two attention methods, whose claims the intervals decide.
+OURS = ("attention_at", "attention_iat")
+
+
+def per_example_pearson(run_dir: Path) -> np.ndarray:
+    """A run's per-test-example Pearson r (NaN where undefined) from its `explanation.json`."""
+    values = json.loads((run_dir / "explanation.json").read_text())["pearson"]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def differences(
+    results: list[dict], run_dirs: dict[str, Path], main_epsilon: Callable[[str, str], float | None],
+    run_name: Callable[[str, str, float | None, int], str], accuracy: Callable[[dict], float | None],
+) -> dict[str, dict[str, dict[str, Interval]]]:
+    """task -> method -> {"accuracy": Interval, "pearson": Interval} of the method's main row minus vanilla.
+
+    Args:
+        results: `results.json` contents of the finished runs.
+        run_dirs: their folders (or records) by run name.
+        main_epsilon: `(task, method) -> ε` of the method's main row.
+        run_name: `(task, method, ε, seed) -> name`.
+        accuracy: a result's test accuracy.
+    """
+    table: dict[str, dict[str, dict[str, Interval]]] = {}
+    for task in sorted({r["task"] for r in results}):
+        vanilla = sorted((r for r in results if r["task"] == task and r["method"] == "vanilla"), key=lambda r: r["seed"])
+        if not vanilla:
+            continue
+        table[task] = {}
+        methods = sorted({r["method"] for r in results if r["task"] == task and r["method"] != "vanilla"})
+        for method in methods:
+            epsilon = main_epsilon(task, method)
+            runs = sorted((r for r in results if (r["task"], r["method"], r["epsilon"]) == (task, method, epsilon)),
+                          key=lambda r: r["seed"])
+            if not runs:
+                continue
+            pearson = [per_example_pearson(run_dirs[run_name(task, method, epsilon, r["seed"])]) for r in runs]
+            baseline = [per_example_pearson(run_dirs[run_name(task, "vanilla", None, r["seed"])]) for r in vanilla]
+            table[task][method] = {
+                "accuracy": seed_difference_ci([accuracy(r) for r in runs], [accuracy(r) for r in vanilla]),
+                "pearson": paired_bootstrap_ci(pearson, baseline),
+            }
+    return table
+
+
+def difference_tables(table: dict[str, dict[str, dict[str, Interval]]]) -> list[str]:
+    """Markdown: per task, each method's Δ accuracy and Δ Pearson r to vanilla with 95% CIs and verdicts."""
+    lines = [
+        "## Differences to vanilla (95% confidence intervals)", "",
+        "Method − vanilla at each method's main ε. Accuracy: Welch's t interval over seeds (n = seeds); Pearson r: "
+        "paired bootstrap over test examples pooled across seeds (10,000 resamples; n = test examples). "
+        "Verdict for \"better than vanilla\": held (interval > 0), not held (interval < 0), inconclusive.", "",
+    ]
+    for task, methods in table.items():
+        if not methods:
+            continue
+        lines += [f"### {task}", "", "| method | Δ accuracy [95% CI] | verdict | Δ Pearson r [95% CI] | verdict |",
+                  "|---|---|---|---|---|"]
+        for method, intervals in methods.items():
+            acc, r = intervals["accuracy"], intervals["pearson"]
+            lines.append(f"| {method} | {format_interval(acc)} (n={acc.n}) | {acc.verdict()} | "
+                         f"{format_interval(r)} (n={r.n}) | {r.verdict()} |")
+        lines.append("")
+    return lines
+
+
+def claim_verdicts(table: dict[str, dict[str, dict[str, Interval]]]) -> list[str]:
+    """The paper's claims 1 and 2 decided per task by the intervals of attention AT and iAT against vanilla.
+
+    Claim 1 (AT/iAT give the best accuracy) is held on a task when AT or iAT is significantly more accurate than
+    vanilla, not held when neither is and one is significantly less accurate, else inconclusive. Claim 2 (AT/iAT
+    attention agrees more with gradient importance) is held when both are significantly above vanilla, not held
+    when either is significantly below, else inconclusive.
+    """
+    claim1, claim2 = [], []
+    for task, methods in table.items():
+        ours = {m: methods[m] for m in OURS if m in methods}
+        if not ours:
+            continue
+        accuracy = [v["accuracy"].verdict() for v in ours.values()]
+        pearson = [v["pearson"].verdict() for v in ours.values()]
+        claim1.append((task, "held" if "held" in accuracy else "not held" if "not held" in accuracy else "inconclusive"))
+        claim2.append((task, "held" if all(v == "held" for v in pearson) and len(pearson) == len(OURS)
+                       else "not held" if "not held" in pearson else "inconclusive"))
+    lines = ["## The claims decided by the intervals", ""]
+    for title, verdicts in (("1. Attention AT/iAT are more accurate than vanilla", claim1),
+                            ("2. Attention AT/iAT agree more with gradient importance than vanilla", claim2)):
+        if not verdicts:
+            lines.append(f"- **{title}**: not tested (no attention AT/iAT runs next to vanilla).")
+            continue
+        detail = "; ".join(f"{task}: {verdict}" for task, verdict in verdicts)
+        lines.append(f"- **{title}**: {summarize_verdicts(v for _, v in verdicts)}. {detail}.")
+    return [*lines, ""]
+
+
+__all__ = ["claim_verdicts", "difference_tables", "differences", "per_example_pearson"]
