@@ -11,6 +11,7 @@ import torch
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification
 from hf_attn_at.cli.reproduce import ALL_METHODS, PAPER_METHODS
+from hf_attn_at.hub import METHODS as CARD_METHODS
 from hf_attn_at.hub import build_model_card
 from hf_attn_at.perturbations import attention_iat_released_perturbation, gradient_perturbation
 from hf_attn_at.trainer import AdversarialTrainer
@@ -176,5 +177,6 @@ def test_method_is_a_diagnostic_not_a_paper_method(tmp_path):
     assert not (method.is_word or method.is_virtual or method.uses_batch_directions)
     assert [m for m in AdversarialMethod if m.is_diagnostic] == [method]
     assert METHOD in ALL_METHODS and METHOD not in PAPER_METHODS and len(PAPER_METHODS) == 6
+    assert set(CARD_METHODS) == set(ALL_METHODS)
     card = str(build_model_card(tiny_model(), method=METHOD, epsilon=EPSILON, lambda_=1.0))
     assert "a diagnostic, not the paper's method" in card and "2 · L(ã) + λ · L(ã + r)" in card

@@ -215,7 +215,7 @@ def pad_to_12(features):
     return collate(features, pad_to=12)
 
 
-@pytest.mark.parametrize("method", ["vanilla", "attention_rp", "attention_at", "word_at", "word_iat"])
+@pytest.mark.parametrize("method", ["vanilla", "attention_rp", "attention_at", "attention_iat_released", "word_at", "word_iat"])
 def test_gradient_accumulation_matches_full_batch(tmp_path, method):
     """2 micro-batches of 8 = 1 batch of 16 (SGD, fixed order).
 
