@@ -28,7 +28,8 @@ from hf_attn_at.training_args import AdversarialMethod, AdversarialTrainingArgum
 
 VOCAB_SIZE = 16000
 EPSILONS = {
-    "attention_rp": 1.0, "attention_at": 1.0, "attention_iat": 1.0, "word_at": 1.0, "word_iat": 1.0,
+    "attention_rp": 1.0, "attention_at": 1.0, "attention_iat": 1.0, "attention_iat_released": 1.0, "word_at": 1.0,
+    "word_iat": 1.0,
     "attention_vat": 1.0, "attention_ivat": 1.0,
 }
 

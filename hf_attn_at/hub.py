@@ -100,6 +100,14 @@ METHODS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "sentences; the loss is L(ã) + λ · L(ã + r).",
         ("epsilon", "lambda_"),
     ),
+    "attention_iat_released": (
+        "the authors' released code's Attention iAT arithmetic (a diagnostic, not the paper's method)",
+        "What the authors' released code computes for iAT, not the method the paper describes: its direction "
+        "weights are zero, so the perturbation is the negated AT direction r = −ε g / ‖g‖₂ with g = ∂L/∂ã per "
+        "example (it lowers the loss to first order), and its probe's gradient is never cleared, so the update is "
+        "∇(2 · L(ã) + λ · L(ã + r)), r held constant. Trained for comparison with Attention AT/iAT only.",
+        ("epsilon", "lambda_"),
+    ),
     "word_at": (
         "adversarial training on word embeddings (Word AT, Miyato et al. 2017)",
         "Adversarial perturbation of the word embeddings w: r = ε g / ‖g‖₂ with g = ∂L/∂w over the whole "
@@ -275,8 +283,9 @@ def build_model_card(
 
     Args:
         model: the trained model (its config fills the "Model" table).
-        method: one of `METHODS` (a `str` or a `str` enum member: `vanilla`, `attention_rp`, `attention_at`, `attention_iat`, `word_at`,
-            `word_iat`); ε and λ are required by every method but `vanilla`, K by `word_iat`.
+        method: one of `METHODS` (a `str` or a `str` enum member: `vanilla`, `attention_rp`, `attention_at`, `attention_iat`,
+            `attention_iat_released`, `word_at`, `word_iat`, `attention_vat`, `attention_ivat`); ε and λ are required
+            by every method but `vanilla`, K by `word_iat`.
         epsilon, lambda_, num_neighbors: the method's ε, λ and K (`adv_epsilon`, `adv_lambda`,
             `adv_num_neighbors`).
         dataset_name: the evaluation dataset (a Hub id where there is one). Without it the metrics are

@@ -21,6 +21,7 @@ __all__ = [
     "Perturbation",
     "attention_iat_perturbation",
     "attention_iat_random_perturbation",
+    "attention_iat_released_perturbation",
     "gradient_perturbation",
     "kl_divergence",
     "nearest_neighbors",
@@ -115,6 +116,25 @@ def gradient_perturbation(grad: torch.Tensor, mask: torch.Tensor, epsilon: float
     masked = torch.where(_expand_mask(mask, work), work, torch.zeros_like(work))
     delta, zeroed = _scale_to_epsilon(masked, epsilon)
     return Perturbation(delta.to(grad.dtype), zeroed.sum())
+
+
+def attention_iat_released_perturbation(grad: torch.Tensor, mask: torch.Tensor, epsilon: float) -> Perturbation:
+    """What the authors' released code computes for attention iAT (a diagnostic, not the paper's method):
+    `r = −ε g / ‖g‖₂` per example, the negated AT direction.
+
+    The released `TanhBCAttentioniAT` weighs its difference directions by a zero tensor, so its probe perturbation
+    is 0 and the probe gradient is `g = ∂L/∂ã`; it then perturbs by `ξ · normalize(−g)`. To first order this lowers
+    the loss: `⟨r, g⟩ = −ε ‖g‖₂ ≤ 0`.
+
+    Args:
+        grad (`torch.Tensor` of shape `(batch_size, sequence_length)`): ∂L/∂ã.
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        epsilon (`float`): the perturbation norm (the released code's ξ).
+
+    Returns a [`Perturbation`] whose `delta` has shape `(batch_size, sequence_length)`: exactly
+    `−gradient_perturbation(grad, mask, epsilon).delta`.
+    """
+    return gradient_perturbation(-grad, mask, epsilon)
 
 
 def _weigh_directions(

@@ -13,7 +13,8 @@ One training step (SPEC §3):
   `embedding_perturbation=r` → `L_adv`;
 - Transformers encoders (BERT, RoBERTa, DistilBERT, ...): attention RP/AT/iAT only, through
   `integrations.transformer_attention` (a second full forward; `g` taken on the clean forward's logits);
-- the trainer returns `L + λ · L_adv` (VAT/iVAT: `L_sup + λ · KL`) and runs its single backward;
+- the trainer returns `L + λ · L_adv` (VAT/iVAT: `L_sup + λ · KL`; the diagnostic `attention_iat_released`:
+  `2 · L + λ · L_adv`, the update of the authors' released code) and runs its single backward;
 - after the last micro-batch of an optimizer step, the step is skipped (gradients dropped) when a loss or a gradient
   is not finite on any process.
 """
@@ -37,6 +38,7 @@ from .perturbations import (
     Perturbation,
     attention_iat_perturbation,
     attention_iat_random_perturbation,
+    attention_iat_released_perturbation,
     gradient_perturbation,
     kl_divergence,
     random_perturbation,
@@ -53,7 +55,8 @@ _OPTIMIZER_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "
 
 
 class AdversarialTrainer(Trainer):
-    """[`~transformers.Trainer`] whose training loss is `L + λ · L_adv` (see [`AdversarialTrainingArguments`]).
+    """[`~transformers.Trainer`] whose training loss is `L + λ · L_adv` (see [`AdversarialTrainingArguments`]; the
+    diagnostic `attention_iat_released` returns `2 · L + λ · L_adv`, as the authors' released code updates).
 
     A BiLSTM-attention model (`model_type="bilstm_attention"`) follows its forward contract: it returns `loss` and
     `encoder_outputs` (with `attention_scores`, `attention_scores_mask`, `last_hidden_state`), accepts
@@ -218,7 +221,8 @@ class AdversarialTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        """`L + λ · L_adv` in training; the plain loss otherwise (evaluation, prediction, vanilla)."""
+        """`L + λ · L_adv` in training (`2 · L + λ · L_adv` for `attention_iat_released`); the plain loss otherwise
+        (evaluation, prediction, vanilla)."""
         method = self.args.adv_method
         if method == AdversarialMethod.VANILLA or not (model.training and torch.is_grad_enabled()):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
@@ -238,7 +242,9 @@ class AdversarialTrainer(Trainer):
             step = self._word_step if method.is_word else self._attention_step
             outputs, adv_outputs, perturbation = step(model, inputs)
             clean_loss, adv_loss = outputs.loss, adv_outputs.loss
-        loss = clean_loss + self.args.adv_lambda * adv_loss
+        # The released code's probe backward is never cleared: its update is ∇(2·L + λ·L_adv).
+        clean_weight = 2.0 if method == AdversarialMethod.ATTENTION_IAT_RELEASED else 1.0
+        loss = clean_weight * clean_loss + self.args.adv_lambda * adv_loss
         metrics = self._metrics["train"]
         metrics["clean_loss"].append(clean_loss.detach())
         metrics["adv_loss"].append(adv_loss.detach())
@@ -275,7 +281,7 @@ class AdversarialTrainer(Trainer):
         if _is_bilstm(model):
             return
         method = self.args.adv_method
-        if method.is_word or method.is_virtual:
+        if method.is_word or method.is_virtual or method.is_diagnostic:
             raise ValueError(
                 f"adv_method={method.value!r} supports only BiLSTM-attention models, got {type(model).__name__}; "
                 "Transformers encoders support attention_rp, attention_at and attention_iat"
@@ -288,6 +294,7 @@ class AdversarialTrainer(Trainer):
             )
 
     def _attention_step(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[Any, Any, Perturbation]:
+        """Attention RP / AT / iAT / iAT-released on a BiLSTM-attention model: `(outputs, adv_outputs, r)`."""
         outputs = model(**inputs)
         encoder_outputs = outputs.encoder_outputs
         mask = encoder_outputs.attention_scores_mask
@@ -304,8 +311,12 @@ class AdversarialTrainer(Trainer):
             (grad,) = torch.autograd.grad(probe.loss, leaf)
             if args.adv_method == AdversarialMethod.ATTENTION_AT:
                 perturbation = gradient_perturbation(grad, mask, args.adv_epsilon)
-            else:
+            elif args.adv_method == AdversarialMethod.ATTENTION_IAT:
                 perturbation = attention_iat_perturbation(leaf, grad, mask, args.adv_epsilon, args.adv_iat_normalize)
+            elif args.adv_method == AdversarialMethod.ATTENTION_IAT_RELEASED:
+                perturbation = attention_iat_released_perturbation(grad, mask, args.adv_epsilon)
+            else:
+                raise ValueError(f"adv_method={args.adv_method.value!r} is not an attention label-loss method")
         adv_outputs = unwrapped(
             encoder_outputs=encoder_outputs, attention_perturbation=perturbation.delta, **head_inputs
         )

@@ -16,6 +16,7 @@ class AdversarialMethod(str, Enum):
     ATTENTION_RP = "attention_rp"
     ATTENTION_AT = "attention_at"
     ATTENTION_IAT = "attention_iat"
+    ATTENTION_IAT_RELEASED = "attention_iat_released"
     WORD_AT = "word_at"
     WORD_IAT = "word_iat"
     ATTENTION_VAT = "attention_vat"
@@ -34,6 +35,12 @@ class AdversarialMethod(str, Enum):
         """Virtual adversarial training (Kitada & Iyatomi 2022): the direction and the adversarial loss come from
         `KL(p(y|ã) ‖ p(y|ã + r))`, so unlabelled examples (label -100) train too."""
         return self in (AdversarialMethod.ATTENTION_VAT, AdversarialMethod.ATTENTION_IVAT)
+
+    @property
+    def is_diagnostic(self) -> bool:
+        """Not a paper's method: `attention_iat_released` reproduces what the authors' released code computes for
+        iAT (r = −ε ∂L/∂ã / ‖∂L/∂ã‖, update ∇(2·L + λ·L_adv)), for a diagnostic comparison only."""
+        return self == AdversarialMethod.ATTENTION_IAT_RELEASED
 
     @property
     def uses_batch_directions(self) -> bool:
@@ -65,7 +72,9 @@ class AdversarialTrainingArguments(TrainingArguments):
         adv_method (`str` or [`AdversarialMethod`], *optional*, defaults to `"vanilla"`):
             One of `vanilla`, `attention_rp`, `attention_at`, `attention_iat`, `word_at`, `word_iat`,
             `attention_vat`, `attention_ivat` (virtual adversarial: the loss is `L_sup + λ · KL`, and examples
-            labelled -100 train through the KL term).
+            labelled -100 train through the KL term), or the diagnostic `attention_iat_released` (what the authors'
+            released code computes for iAT, not the paper's method: r = −ε g/‖g‖ and the loss `2 · L + λ · L_adv`;
+            BiLSTM-attention models only).
         adv_epsilon (`float`, *optional*):
             Perturbation size ε (the norm of r, or of the direction weights α for iAT/iVAT). Required for every
             method but `vanilla`; when given it must be finite and > 0 (`vanilla` does not use it).

@@ -134,8 +134,10 @@ def test_attention_iat_needs_two_examples_per_device(tmp_path):
 
 
 def reference_loss(model, batch, method):
-    """L + λ·L_adv with two full forwards, the gradient taken on the clean graph itself."""
+    """L + λ·L_adv (attention_iat_released: 2·L + λ·L_adv) with two full forwards, the gradient taken on the clean
+    graph itself."""
     mask = batch["attention_mask"].bool()
+    clean_weight = 1.0
     if method.startswith("word"):
         embeds = model.get_input_embeddings()(batch["input_ids"])
         clean = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"])
@@ -156,10 +158,15 @@ def reference_loss(model, batch, method):
             (grad,) = torch.autograd.grad(clean.loss, scores, retain_graph=True)
             if method == "attention_at":
                 delta = gradient_perturbation(grad, mask, EPSILON).delta
-            else:
+            elif method == "attention_iat":
                 delta = attention_iat_perturbation(scores, grad, mask, EPSILON).delta
+            else:  # attention_iat_released: the released code's −ε g/‖g‖ and ∇(2·L + λ·L_adv)
+                assert method == "attention_iat_released", method
+                masked = grad * mask
+                delta = -EPSILON * masked / masked.norm(dim=1, keepdim=True)
+                clean_weight = 2.0
         adv = model(**batch, attention_perturbation=delta)
-    return clean.loss + LAMBDA * adv.loss
+    return clean_weight * clean.loss + LAMBDA * adv.loss
 
 
 @pytest.mark.parametrize("method", ADV_METHODS)
@@ -208,7 +215,7 @@ def pad_to_12(features):
     return collate(features, pad_to=12)
 
 
-@pytest.mark.parametrize("method", ["vanilla", "attention_rp", "attention_at", "word_at", "word_iat"])
+@pytest.mark.parametrize("method", ["vanilla", "attention_rp", "attention_at", "attention_iat_released", "word_at", "word_iat"])
 def test_gradient_accumulation_matches_full_batch(tmp_path, method):
     """2 micro-batches of 8 = 1 batch of 16 (SGD, fixed order).
 

@@ -54,7 +54,8 @@ logger = logging.getLogger(__name__)
 BINARY_TASKS = ("sst", "imdb", "20news", "agnews")
 ATTENTION_METHODS = ("attention_rp", "attention_at", "attention_iat")
 ALL_METHODS = tuple(m.value for m in AdversarialMethod)
-PAPER_METHODS = tuple(m.value for m in AdversarialMethod if not m.is_virtual)  # Kitada & Iyatomi 2021's six
+# Kitada & Iyatomi 2021's six (not the diagnostic attention_iat_released).
+PAPER_METHODS = tuple(m.value for m in AdversarialMethod if not (m.is_virtual or m.is_diagnostic))
 OFFLINE_TASKS = ("sst", "imdb", "20news", "babi1", "babi2", "babi3", "snli", "mnli")
 
 # Grid presets: tasks, methods, seeds, ε values and overrides of the model/training settings.

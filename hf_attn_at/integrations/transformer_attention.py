@@ -37,6 +37,8 @@ from ..training_args import AdversarialMethod, AttentionNorm
 ATTENTION_IMPLEMENTATION = "hf_attn_at_eager"
 ADVERSARY_KWARG = "attention_adversary"
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "albert", "distilbert")
+# Named one by one: any other method (word, virtual, the diagnostic attention_iat_released) is rejected.
+_SUPPORTED_METHODS = (AdversarialMethod.ATTENTION_RP, AdversarialMethod.ATTENTION_AT, AdversarialMethod.ATTENTION_IAT)
 
 __all__ = [
     "ADVERSARY_KWARG",
@@ -244,7 +246,7 @@ def transformer_attention_perturbation(
     Use `delta.view_as(logits)` for the per-layer tensors.
     """
     method, norm = AdversarialMethod(method), AttentionNorm(norm)
-    if not method.is_attention:
+    if method not in _SUPPORTED_METHODS:
         raise ValueError(f"`method` must be attention_rp, attention_at or attention_iat, got {method.value!r}")
     batch_size, num_layers, num_heads, q_len, k_len = logits.shape
     per_group = norm == AttentionNorm.PER_LAYER_HEAD
@@ -256,6 +258,7 @@ def transformer_attention_perturbation(
         raise ValueError(f"method={method.value!r} needs `grad`, the loss gradient with respect to the logits")
     if method == AdversarialMethod.ATTENTION_AT:
         return gradient_perturbation(grad.reshape(unit_shape), mask.reshape(unit_shape), epsilon)
+    # attention_iat, the only method left in _SUPPORTED_METHODS.
     if not epsilon > 0:
         raise ValueError(f"`epsilon` must be > 0, got {epsilon!r}")
 

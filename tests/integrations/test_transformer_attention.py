@@ -196,6 +196,9 @@ def test_iat_with_one_example_is_zeroed_and_counted():
     ("kwargs", "message"),
     [
         ({"method": "word_at"}, "attention_rp, attention_at or attention_iat"),
+        # Named explicitly: neither is computed as iAT by elimination.
+        ({"method": "attention_iat_released"}, "attention_rp, attention_at or attention_iat, got 'attention_iat_released'"),
+        ({"method": "attention_vat"}, "attention_rp, attention_at or attention_iat, got 'attention_vat'"),
         ({"method": "attention_at", "grad": None}, "needs `grad`"),
         ({"method": "attention_iat", "epsilon": 0.0}, "epsilon"),
         ({"norm": "per_head"}, "per_head"),
@@ -319,6 +322,8 @@ def test_unsupported_models_get_a_clear_error(tmp_path):
         make_trainer(tmp_path, "attention_iat", mpnet)
     with pytest.raises(ValueError, match="word_at.*supports only BiLSTM-attention models"):
         make_trainer(tmp_path, "word_at", TransformerTester.model())
+    with pytest.raises(ValueError, match="attention_iat_released.*supports only BiLSTM-attention models"):
+        make_trainer(tmp_path, "attention_iat_released", TransformerTester.model())
 
 
 def test_model_that_drops_kwargs_gets_a_clear_error(tmp_path):
