@@ -52,7 +52,6 @@ from .comparisons import claim_verdicts, difference_tables, differences
 logger = logging.getLogger(__name__)
 
 BINARY_TASKS = ("sst", "imdb", "20news", "agnews")
-ATTENTION_METHODS = ("attention_rp", "attention_at", "attention_iat")
 ALL_METHODS = tuple(m.value for m in AdversarialMethod)
 # Kitada & Iyatomi 2021's six (not the diagnostic attention_iat_released).
 PAPER_METHODS = tuple(m.value for m in AdversarialMethod if not (m.is_virtual or m.is_diagnostic))
@@ -502,7 +501,8 @@ def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = No
     # Claim 1: AT/iAT give the best prediction performance.
     verdicts = []
     for task, rows in table.items():
-        default = {k: v for k, v in rows.items() if k[1] == main_epsilon(task, k[0], selected)}
+        default = {k: v for k, v in rows.items()
+                   if k[0] in PAPER_METHODS and k[1] == main_epsilon(task, k[0], selected)}  # no diagnostic rows
         methods = {k[0] for k in default}
         if len(methods) < 2:
             continue
@@ -736,12 +736,12 @@ def write_results(
 def print_summary(results: list[dict]) -> None:
     table = summarize(results)
     width = max([len("task"), *map(len, table)]) + 2
-    print(f"{'task':<{width}}{'method':<16}{'ε':>6}{'accuracy':>18}{'F1':>18}{'Pearson r':>18}{'Kendall τ':>18}")
+    print(f"{'task':<{width}}{'method':<24}{'ε':>6}{'accuracy':>18}{'F1':>18}{'Pearson r':>18}{'Kendall τ':>18}")
     for task, rows in table.items():
         for key in sorted(rows, key=_method_order):
             row = rows[key]
             eps = "–" if key[1] is None else f"{key[1]:g}"
-            print(f"{task:<{width}}{key[0]:<16}{eps:>6}{_fmt(*row['accuracy']):>18}{_fmt(*row['f1']):>18}"
+            print(f"{task:<{width}}{key[0]:<24}{eps:>6}{_fmt(*row['accuracy']):>18}{_fmt(*row['f1']):>18}"
                   f"{_fmt(*row['pearson']):>18}{_fmt(*row['kendall']):>18}")
 
 
