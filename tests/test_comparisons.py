@@ -1,0 +1,50 @@
+"""Differences to vanilla with confidence intervals from run records, and the claim verdicts they decide."""
+
+import json
+
+import numpy as np
+
+from hf_attn_at.cli.comparisons import claim_verdicts, difference_tables, differences
+from hf_attn_at.cli.reproduce import run_name
+from hf_attn_at.statistics import paired_bootstrap_ci, seed_difference_ci
+
+
+def write_run(root, task, method, epsilon, seed, accuracy, pearson):
+    name = run_name(task, method, epsilon, seed)
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "explanation.json").write_text(json.dumps({"pearson": [None if np.isnan(v) else v for v in pearson]}))
+    result = {"task": task, "method": method, "epsilon": epsilon, "seed": seed, "accuracy": accuracy}
+    return name, folder, result
+
+
+def test_differences_pair_seeds_and_decide_the_claims(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(-0.2, 0.6, size=(3, 200))
+    base[0, 5] = np.nan  # a constant-attention example
+    runs = {  # method -> (ε, accuracies, per-seed Pearson)
+        "vanilla": (None, [0.80, 0.81, 0.82], base),
+        "attention_at": (0.1, [0.70, 0.71, 0.72], base + 0.2 + rng.normal(0, 0.01, base.shape)),
+        "attention_iat": (1.0, [0.80, 0.82, 0.81], base + 0.1 + rng.normal(0, 0.01, base.shape)),
+        "word_at": (1.0, [0.9, 0.91, 0.92], base - 0.3),
+    }
+    run_dirs, results = {}, []
+    for method, (epsilon, accuracies, pearson) in runs.items():
+        for seed in (1, 2, 3):
+            name, folder, result = write_run(tmp_path, "sst", method, epsilon, seed, accuracies[seed - 1],
+                                             pearson[seed - 1])
+            run_dirs[name] = folder
+            results.append(result)
+    main = {"attention_at": 0.1, "attention_iat": 1.0, "word_at": 1.0}
+    table = differences(results, run_dirs, lambda task, method: main.get(method), run_name, lambda r: r["accuracy"])
+    at = table["sst"]["attention_at"]
+    assert at["accuracy"] == seed_difference_ci(runs["attention_at"][1], runs["vanilla"][1])
+    assert at["pearson"] == paired_bootstrap_ci(list(runs["attention_at"][2]), list(base))
+    assert at["accuracy"].verdict() == "not held" and at["pearson"].verdict() == "held"
+    assert table["sst"]["word_at"]["pearson"].verdict() == "not held"
+    text = "\n".join(difference_tables(table) + claim_verdicts(table))
+    assert "| attention_at | −0.100 [" in text
+    # Claim 1: neither AT nor iAT is significantly more accurate, AT significantly less → not held.
+    assert "1. Attention AT/iAT are more accurate than vanilla**: held 0 / not held 1 / inconclusive 0" in text
+    # Claim 2: both significantly above vanilla → held.
+    assert "2. Attention AT/iAT agree more with gradient importance than vanilla**: held 1 / not held 0" in text
