@@ -1,6 +1,7 @@
 """How much do trained models' predictions depend on their attention? A diagnostic for docs/RESULTS.md.
 
-For each finished run of a reproduction (seed 1 of a task), over the test split:
+For each finished run of a reproduction (seed 1 of a task), over the test split (the first and third figures are
+`hf_attn_at.interpret.evaluate.attention_sensitivity`, which every run also records in `results.json`):
 - mean per-example ‖∂L/∂ã‖ (L: that example's cross-entropy): how strongly the loss reacts to the attention scores;
 - mean cosine similarity between the BiLSTM states of one sentence: near 1 means the pooled vector hardly depends on
   where attention goes;
@@ -15,8 +16,9 @@ import argparse
 import torch
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
-from hf_attn_at import BiLSTMAttentionEncoderOutput, BiLSTMAttentionForSequenceClassification
+from hf_attn_at import BiLSTMAttentionForSequenceClassification
 from hf_attn_at.data import load_task, tokenize_dataset
+from hf_attn_at.interpret.evaluate import attention_sensitivity
 
 
 @torch.no_grad()
@@ -38,19 +40,12 @@ def measure(model, dataset, tokenizer, batch_size: int = 128) -> dict[str, float
     for start in range(0, len(dataset), batch_size):
         batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
         labels = batch.pop("labels")
-        enc = model(**batch).encoder_outputs
-        scores = enc.attention_scores.detach().requires_grad_()
-        probe = model(encoder_outputs=BiLSTMAttentionEncoderOutput(
-            last_hidden_state=enc.last_hidden_state.detach(), attention_scores=scores,
-            attention_scores_mask=enc.attention_scores_mask,
-        ))
-        loss = torch.nn.functional.cross_entropy(probe.logits, labels, reduction="sum")  # per-example gradients
-        (grad,) = torch.autograd.grad(loss, scores)
-        grad_norms += grad.norm(dim=1).tolist()
-        mask = enc.attention_scores_mask
-        similarities += _state_similarity(enc.last_hidden_state, mask)
-        masked = enc.attention_scores.detach()
-        ranges += (masked.masked_fill(~mask, -1e9).amax(1) - masked.masked_fill(~mask, 1e9).amin(1)).tolist()
+        with torch.no_grad():
+            enc = model(**batch).encoder_outputs
+        norms, spread = attention_sensitivity(model, enc, labels, batch)
+        grad_norms += norms.tolist()
+        ranges += spread.tolist()
+        similarities += _state_similarity(enc.last_hidden_state, enc.attention_scores_mask)
     mean = lambda values: sum(values) / len(values)  # noqa: E731
     return {"grad_norm": mean(grad_norms), "state_similarity": mean(similarities), "score_range": mean(ranges)}
 

@@ -316,6 +316,8 @@ def _run_locked(
         "metrics": metrics,
         "agreement": agreement,
         "agreement_split": main_split,
+        "attention_sensitivity": {key: explanation["summary"][f"attention_{key}_mean"]
+                                  for key in ("grad_norm", "score_range")},
         "data_args": asdict(data_args),
         "num_examples": {split: len(ds) for split, ds in dsd.items()},
         "train_runtime": train_output.metrics.get("train_runtime"),

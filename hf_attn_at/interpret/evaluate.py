@@ -56,6 +56,38 @@ def _truncate(rows: dict[str, list], max_tokens: int) -> int:
     return cut
 
 
+def attention_sensitivity(
+    model: nn.Module, encoder_outputs, target: torch.Tensor, batch: dict[str, torch.Tensor]
+) -> tuple[np.ndarray, np.ndarray]:
+    """How strongly each example's loss reacts to its attention scores, and how peaked they can make attention.
+
+    Args:
+        model: the BiLSTM + attention model that produced `encoder_outputs`.
+        encoder_outputs: its `encoder_outputs` (scores `(batch_size, sequence_length)`, mask, cached states).
+        target (`torch.LongTensor` of shape `(batch_size,)`): the class whose cross-entropy L is differentiated.
+        batch: the model inputs (`candidate_mask` is passed to the head when present).
+
+    Returns:
+        `(‖∂L/∂ã‖, max ã − min ã)` per example over its valid positions, two float arrays of shape `(batch_size,)`;
+        a head-only re-run on detached encoder states, so no parameter gradient is touched.
+    """
+    mask = encoder_outputs.attention_scores_mask
+    leaf = encoder_outputs.attention_scores.detach().requires_grad_()
+    question = encoder_outputs.question_hidden_state
+    states = type(encoder_outputs)(
+        last_hidden_state=encoder_outputs.last_hidden_state.detach(), attention_scores=leaf,
+        attention_scores_mask=mask, question_hidden_state=None if question is None else question.detach(),
+    )
+    head_inputs = {"candidate_mask": batch["candidate_mask"]} if "candidate_mask" in batch else {}
+    with torch.enable_grad():
+        logits = model(encoder_outputs=states, **head_inputs).logits
+        loss = nn.functional.cross_entropy(logits.float(), target, reduction="sum")  # a per-example gradient each
+        (grad,) = torch.autograd.grad(loss, leaf)
+    scores = leaf.detach().float()
+    spread = scores.masked_fill(~mask, -torch.inf).amax(1) - scores.masked_fill(~mask, torch.inf).amin(1)
+    return grad.float().norm(dim=1).cpu().numpy(), spread.cpu().numpy()
+
+
 def explain_model(
     model: nn.Module,
     tokenizer=None,
@@ -87,8 +119,9 @@ def explain_model(
         A dict: `tokens` (per example, the attended tokens), `attention` and `importance[method]` (per
         example, 1-D float arrays over those tokens), `predictions`, `labels` (int arrays of shape
         `(num_examples,)`, labels -1 when absent), `agreement[method]` (see `attention_agreement`),
-        and `summary` (plain numbers: accuracy, `num_examples`, `max_tokens`, `num_truncated` and
-        mean/std of each correlation per method).
+        and `summary` (plain numbers: accuracy, `num_examples`, `max_tokens`, `num_truncated`, the means of
+        `attention_sensitivity` as `attention_grad_norm_mean` and `attention_score_range_mean`, and mean/std of
+        each correlation per method).
     """
     unknown = [m for m in methods if m not in IMPORTANCE_METHODS]
     if unknown or not methods:
@@ -111,6 +144,8 @@ def explain_model(
     importance: dict[str, list] = {m: [None] * num_examples for m in methods}
     predictions = np.zeros(num_examples, dtype=np.int64)
     labels = np.full(num_examples, -1, dtype=np.int64)
+    grad_norms = np.zeros(num_examples)
+    score_ranges = np.zeros(num_examples)
     num_truncated = 0
     for start in tqdm(range(0, num_examples, batch_size), desc="explain", disable=not show_progress):
         index = order[start : start + batch_size]
@@ -128,6 +163,11 @@ def explain_model(
         predictions[index] = outputs.logits.argmax(-1).cpu().numpy()
         if label_column in rows:
             labels[index] = np.asarray(rows[label_column])
+        target = outputs.logits.argmax(-1)
+        if label_column in rows:
+            gold = torch.as_tensor(rows[label_column], device=device)
+            target = torch.where(gold >= 0, gold, target)  # unlabelled examples: the predicted class
+        grad_norms[index], score_ranges[index] = attention_sensitivity(model, outputs.encoder_outputs, target, batch)
         scores = {m: IMPORTANCE_METHODS[m](model, batch).float().cpu().numpy() for m in methods}
         ids = batch["input_ids"].cpu().numpy()
         for row, i in enumerate(index):
@@ -144,6 +184,8 @@ def explain_model(
     accuracy = float((predictions[labelled] == labels[labelled]).mean()) if labelled.any() else float("nan")
     summary: dict[str, float | None] = {
         "accuracy": accuracy, "num_examples": num_examples, "max_tokens": max_tokens, "num_truncated": num_truncated,
+        "attention_grad_norm_mean": float(grad_norms.mean()) if num_examples else float("nan"),
+        "attention_score_range_mean": float(score_ranges.mean()) if num_examples else float("nan"),
     }
     for m in methods:
         for measure in ("pearson", "kendall"):
