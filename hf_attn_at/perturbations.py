@@ -26,6 +26,7 @@ __all__ = [
     "kl_divergence",
     "nearest_neighbors",
     "random_perturbation",
+    "scale_by_score_std",
     "word_iat_perturbation",
 ]
 
@@ -298,6 +299,32 @@ def nearest_neighbors(
         distances.scatter_(1, chunk.unsqueeze(1), float("inf"))
         neighbors.append(distances.topk(num_neighbors, dim=1, largest=False).indices)
     return torch.cat(neighbors)
+
+
+def scale_by_score_std(perturbation: Perturbation, scores: torch.Tensor, mask: torch.Tensor) -> Perturbation:
+    """Rescale each example's attention perturbation by the standard deviation of its valid attention scores:
+    for perturbations linear in ε (RP, AT, iAT), the same as `ε_i = ε · std(ã_i)`, a size relative to the
+    example's own score scale, which a model cannot escape by growing its scores (our extension, not the paper's).
+
+    Args:
+        perturbation ([`Perturbation`]): `delta` of shape `(batch_size, sequence_length)`.
+        scores (`torch.Tensor` of shape `(batch_size, sequence_length)`): the attention scores ã (detached here).
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+
+    Returns a [`Perturbation`]; examples with fewer than two valid positions (std 0) get r = 0 and are counted in
+    `num_zeroed`.
+    """
+    dtype = _work_dtype(scores.dtype)
+    valid = mask.to(torch.bool)
+    count = valid.sum(dim=1, keepdim=True).clamp(min=1)
+    values = torch.where(valid, scores.detach().to(dtype), torch.zeros((), dtype=dtype, device=scores.device))
+    mean = values.sum(dim=1, keepdim=True) / count
+    centred = torch.where(valid, values - mean, torch.zeros((), dtype=dtype, device=scores.device))
+    std = (centred.square().sum(dim=1, keepdim=True) / count).sqrt()  # (B, 1), population std over valid positions
+    usable = (std > 0) & torch.isfinite(std)
+    zeroed = ~usable.squeeze(1) & perturbation.delta.ne(0).any(dim=1)
+    delta = perturbation.delta.to(dtype) * torch.where(usable, std, torch.zeros_like(std))
+    return Perturbation(delta.to(perturbation.delta.dtype), perturbation.num_zeroed + zeroed.sum())
 
 
 def word_iat_perturbation(

@@ -42,6 +42,7 @@ from .perturbations import (
     gradient_perturbation,
     kl_divergence,
     random_perturbation,
+    scale_by_score_std,
     word_iat_perturbation,
 )
 from .run_folder import mark_checkpoint_complete, write_settings
@@ -286,6 +287,11 @@ class AdversarialTrainer(Trainer):
                 f"adv_method={method.value!r} supports only BiLSTM-attention models, got {type(model).__name__}; "
                 "Transformers encoders support attention_rp, attention_at and attention_iat"
             )
+        if self.args.adv_epsilon_scale != "absolute":
+            raise ValueError(
+                f"adv_epsilon_scale={self.args.adv_epsilon_scale!r} supports only BiLSTM-attention models, got "
+                f"{type(model).__name__}"
+            )
         check_supported(model)
         if self.args.gradient_checkpointing:
             raise ValueError(
@@ -317,6 +323,8 @@ class AdversarialTrainer(Trainer):
                 perturbation = attention_iat_released_perturbation(grad, mask, args.adv_epsilon)
             else:
                 raise ValueError(f"adv_method={args.adv_method.value!r} is not an attention label-loss method")
+        if args.adv_epsilon_scale == "score_std":
+            perturbation = scale_by_score_std(perturbation, scores, mask)
         adv_outputs = unwrapped(
             encoder_outputs=encoder_outputs, attention_perturbation=perturbation.delta, **head_inputs
         )

@@ -59,6 +59,7 @@ class AttentionNorm(str, Enum):
 
 
 _NORMS = [norm.value for norm in AttentionNorm]
+EPSILON_SCALES = ("absolute", "score_std")
 
 
 @dataclass
@@ -89,6 +90,10 @@ class AdversarialTrainingArguments(TrainingArguments):
             or of its direction weights for iVAT, is 1).
         adv_vat_num_iterations (`int`, *optional*, defaults to `1`):
             VAT/iVAT: power iterations (head-only probes) that refine the direction from its random start (>= 1).
+        adv_epsilon_scale (`str`, *optional*, defaults to `"absolute"`):
+            BiLSTM attention RP/AT/iAT (and iAT-released): `"absolute"` sizes r by ε as in the paper; `"score_std"`
+            multiplies each example's r by the standard deviation of its valid attention scores (ε relative to the
+            example's score scale, which a model cannot escape by saturating its softmax; our extension).
         adv_attention_norm (`str` or [`AttentionNorm`], *optional*, defaults to `"per_layer_head"`):
             Transformers encoders only: `per_layer_head` perturbs every layer-head of an example with norm ε over its
             valid logits (iAT: directions per layer-head); `global` takes the norm over all layer-heads together.
@@ -136,6 +141,12 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_vat_num_iterations: int = field(
         default=1, metadata={"help": "VAT/iVAT: power iterations (head-only probes) per step (>= 1)."}
     )
+    adv_epsilon_scale: str = field(
+        default="absolute",
+        metadata={"help": "BiLSTM attention RP/AT/iAT: 'absolute' (the paper: ||r|| set by epsilon) or 'score_std' "
+                          "(ours: epsilon times the std of each example's valid attention scores).",
+                  "choices": list(EPSILON_SCALES)},
+    )
     adv_attention_norm: str = field(
         default=AttentionNorm.PER_LAYER_HEAD.value,
         metadata={"help": "Transformers encoders: perturbation norm per layer-head or global.", "choices": _NORMS},
@@ -164,6 +175,15 @@ class AdversarialTrainingArguments(TrainingArguments):
             self.adv_method = AdversarialMethod(self.adv_method)
         except ValueError:
             raise ValueError(f"`adv_method` must be one of {_METHODS}, got {self.adv_method!r}") from None
+        if self.adv_epsilon_scale not in EPSILON_SCALES:
+            raise ValueError(f"`adv_epsilon_scale` must be one of {list(EPSILON_SCALES)}, got {self.adv_epsilon_scale!r}")
+        if self.adv_epsilon_scale != "absolute" and (
+            not self.adv_method.is_attention or self.adv_method.is_virtual
+        ) and self.adv_method != AdversarialMethod.VANILLA:
+            raise ValueError(
+                f"`adv_epsilon_scale={self.adv_epsilon_scale!r}` scales attention perturbations: it applies to "
+                f"attention_rp, attention_at, attention_iat and attention_iat_released, not {self.adv_method.value!r}"
+            )
         try:
             self.adv_attention_norm = AttentionNorm(self.adv_attention_norm)
         except ValueError:

@@ -114,6 +114,12 @@ class ReproduceArguments:
         metadata={"help": "Initialise every model's embeddings from these vectors (glove-6b-50d, or a GloVe/fastText "
                           "text file); the embedding size becomes their dimension."},
     )
+    adv_epsilon_scale: str = field(
+        default="absolute",
+        metadata={"help": "Attention methods: 'absolute' (the paper) or 'score_std' (ours: epsilon times the std of "
+                          "each example's attention scores); use its own --output_dir/--records_dir, since run "
+                          "names do not include it.", "choices": ["absolute", "score_std"]},
+    )
     explain_max_samples: int | None = field(default=None, metadata={"help": "Cap the examples explained."})
     results_file: str | None = field(
         default=None, metadata={"help": "Where to write the Markdown results (default OUTPUT_DIR/RESULTS.md)."}
@@ -274,6 +280,8 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
     }
     if args.num_train_epochs is not None:
         training["num_train_epochs"] = args.num_train_epochs
+    if run.method != "vanilla" and args.adv_epsilon_scale != "absolute":
+        training["adv_epsilon_scale"] = args.adv_epsilon_scale
     if custom is not None and custom.is_custom:
         data = {**asdict(custom), **grid.get("data", {})}
     else:
