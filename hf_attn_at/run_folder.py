@@ -221,12 +221,17 @@ def clear_checkpoints(folder: str | Path) -> None:
         shutil.rmtree(path)
 
 
+class RunLockedError(ValueError):
+    """The run folder is locked by another live process (see `run_lock`)."""
+
+
 @contextmanager
 def run_lock(folder: str | Path) -> Iterator[Path]:
     """Hold `folder/.hf_attn_at.lock` (pid and host of this process) while the block runs; `folder` is created.
 
-    Raises `ValueError` if `folder` is a file. Raises `ValueError` naming the holder when a live process (or one on another host) holds it; a lock left by
-    a dead process on this host is taken over with a warning.
+    Raises `ValueError` if `folder` is a file, and `RunLockedError` (a `ValueError`) naming the holder when a live
+    process (or one on another host) holds it; a lock left by a dead process on this host is taken over with a
+    warning.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -240,7 +245,7 @@ def run_lock(folder: str | Path) -> Iterator[Path]:
         except FileExistsError:
             holder = _lock_holder(path)
             if holder is not None and (holder.get("host") != mine["host"] or _alive(holder.get("pid"))):
-                raise ValueError(
+                raise RunLockedError(
                     f"--output_dir {folder} is in use by process {holder.get('pid')} on {holder.get('host')} "
                     f"(lock file {path}); wait for it to finish, or delete the lock file if that process is gone"
                 ) from None
@@ -293,6 +298,7 @@ def _write_json_atomic(path: Path, content: Any) -> None:
 __all__ = [
     "CHECKPOINT_MARKER",
     "LOCK_FILE",
+    "RunLockedError",
     "SETTINGS_FILE",
     "check_output_dir",
     "check_settings",

@@ -242,3 +242,23 @@ def test_a_nan_step_is_skipped_and_the_run_finishes_with_finite_weights(tmp_path
     for weights in (run / "checkpoint-2" / "model.safetensors", run / "checkpoint-4" / "model.safetensors",
                     run / "model.safetensors"):
         assert all(torch.isfinite(value).all() for value in load_file(weights).values()), weights
+
+
+def test_reproduce_skips_a_run_that_another_worker_holds(tmp_path, caplog):
+    """Two workers of one grid: a run locked by a live process is skipped with a warning, the others go on."""
+    out = tmp_path / "out"
+    held = out / "runs" / "sst" / "vanilla" / "seed1"
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        held.mkdir(parents=True)
+        (held / LOCK_FILE).write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
+        argv = ["reproduce", "--grid", "ci", "--max_train_samples", "64", "--data_source", "local", "--data_dir",
+                str(SHARED_DATA), "--output_dir", str(out)]
+        with caplog.at_level(logging.WARNING, logger="hf_attn_at"):
+            assert main(argv) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"skipping sst/vanilla/seed1: --output_dir {held} is in use by process {holder.pid}" in caplog.text
+    assert (out / "runs" / "sst" / "attention_at-eps1" / "seed1" / "results.json").is_file()
+    assert not (held / "results.json").exists()

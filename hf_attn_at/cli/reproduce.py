@@ -44,7 +44,7 @@ from transformers import HfArgumentParser
 
 from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
-from ..run_folder import check_settings, read_settings, run_settings
+from ..run_folder import RunLockedError, check_settings, read_settings, run_settings
 from ..training_args import AdversarialMethod
 from ..word_vectors import word_vectors_dim
 from .comparisons import claim_verdicts, difference_tables, differences
@@ -327,7 +327,11 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
             run_dir = inside(root, run.name)
             done = run_dir / "results.json"
             logger.info("run %s", run.name)
-            run_experiment(*run_arguments(args, run, run_dir, custom))
+            try:
+                run_experiment(*run_arguments(args, run, run_dir, custom))
+            except RunLockedError as err:  # another worker of the grid is running it
+                logger.warning("skipping %s: %s", run.name, err)
+                continue
             if done.is_file():  # written by the main process only
                 done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
                 if args.records_dir:
