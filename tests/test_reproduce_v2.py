@@ -76,6 +76,8 @@ def test_paper_v2_end_to_end(tmp_path):
     assert json.loads((out / "runs/sst/vanilla/seed1/results.json").read_text())["word_vectors"]["dim"] == 8
     text = (out / "RESULTS.md").read_text()
     assert "## ε selection (validation split, first seed)" in text
+    assert "| Pearson r | Kendall τ | ‖∂L/∂ã‖ | score range | seeds |" in text  # the mechanism columns
+    assert "## Differences to vanilla (95% confidence intervals)" in text
     main_rows = [line for line in text.splitlines() if line.startswith("| attention_at") and "±" in line]
     assert len(main_rows) == 1 and f" | {best} | " in main_rows[0]  # the main table: the selected ε only
     assert main(argv) == 0  # rerun: everything finished, nothing trains again

@@ -448,6 +448,8 @@ def summarize(results: list[dict]) -> dict[str, dict[tuple[str, float | None], d
                 "f1": _mean_std([_test_metric(r, "f1") for r in rs]),
                 "pearson": _mean_std([r["agreement"]["agreement_pearson"] for r in rs]),
                 "kendall": _mean_std([r["agreement"]["agreement_kendall"] for r in rs]),
+                "grad_norm": _mean_std([(r.get("attention_sensitivity") or {}).get("grad_norm") for r in rs]),
+                "score_range": _mean_std([(r.get("attention_sensitivity") or {}).get("score_range") for r in rs]),
                 "seeds": len(rs),
                 "one_class": sum(predicts_one_class(r) for r in rs),
                 "minutes": sum(r["total_runtime"] for r in rs) / 60,
@@ -488,16 +490,20 @@ def markdown_tables(table: dict, results: list[dict], selected: dict[tuple[str, 
         binary = task in BINARY_TASKS
         split = next(iter(rows.values()))["split"]
         lines += [f"### {_task_title(task, results)} (test split: `{split}`)", ""]
-        head = "| method | ε | accuracy | " + ("F1 | " if binary else "") + "Pearson r | Kendall τ | seeds | minutes |"
+        # Attention sensitivity (recorded by runs since 2026-12-04): mean over the seeds that recorded it.
+        sensitivity = any(not math.isnan(row["grad_norm"][0]) for row in rows.values())
+        head = ("| method | ε | accuracy | " + ("F1 | " if binary else "") + "Pearson r | Kendall τ | "
+                + ("‖∂L/∂ã‖ | score range | " if sensitivity else "") + "seeds | minutes |")
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for key in sorted(rows, key=_method_order):
             row = rows[key]
             eps = "–" if key[1] is None else f"{key[1]:g}"
             f1 = f"{_fmt(*row['f1'])} | " if binary else ""
+            extra = f"{_fmt(*row['grad_norm'])} | {_fmt(*row['score_range'])} | " if sensitivity else ""
             method, seeds = (f"{key[0]} †", f"{row['seeds']} ({row['one_class']} †)") if row["one_class"] else (key[0], row["seeds"])
             lines.append(
                 f"| {method} | {eps} | {_fmt(*row['accuracy'])} | {f1}{_fmt(*row['pearson'])} | "
-                f"{_fmt(*row['kendall'])} | {seeds} | {row['minutes']:.1f} |"
+                f"{_fmt(*row['kendall'])} | {extra}{seeds} | {row['minutes']:.1f} |"
             )
         if any(row["one_class"] for row in rows.values()):
             lines += ["", "† (n †): n seeds predict one class for every test example (accuracy = that class's share); "
