@@ -205,8 +205,13 @@ def test_example_runs_on_two_processes_with_accelerate(tmp_path):
     assert (out / "model.safetensors").is_file()
 
 
-def test_results_script_commands_parse(tmp_path):
-    """examples/reproduce_results.sh (the from-scratch recipe of docs/RESULTS.md) only uses valid reproduce flags."""
+@pytest.mark.parametrize(("script", "results_file", "records", "grid"), [
+    ("reproduce_results.sh", "docs/RESULTS.md", "docs/runs", None),
+    ("reproduce_v2.sh", "docs/v2/RESULTS.md", "docs/runs_v2", "paper_v2"),
+])
+def test_results_script_commands_parse(tmp_path, script, results_file, records, grid):
+    """examples/reproduce_results.sh and reproduce_v2.sh (the from-scratch recipes of docs/RESULTS.md and
+    docs/v2/RESULTS.md) only use valid reproduce flags, one output folder and one records folder."""
     from transformers import HfArgumentParser
 
     from hf_attn_at.arguments import CustomDataArguments
@@ -219,8 +224,7 @@ def test_results_script_commands_parse(tmp_path):
     fake.chmod(0o755)
     calls = tmp_path / "calls.jsonl"
     env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}", "CALLS": str(calls)}
-    subprocess.run(["bash", str(REPO_ROOT / "examples" / "reproduce_results.sh")], env=env, check=True,
-                   cwd=REPO_ROOT)
+    subprocess.run(["bash", str(REPO_ROOT / "examples" / script)], env=env, check=True, cwd=REPO_ROOT)
     argvs = [json.loads(line) for line in calls.read_text().splitlines()]
     assert len(argvs) >= 2 and all(argv[0] == "reproduce" for argv in argvs)
     parser = HfArgumentParser((ReproduceArguments, CustomDataArguments))
@@ -228,9 +232,11 @@ def test_results_script_commands_parse(tmp_path):
     assert all(remaining == [] for *_, remaining in parsed)
     runs, final = [p[0] for p in parsed[:-1]], parsed[-1][0]
     assert not any(args.aggregate_only for args in runs)
-    assert final.aggregate_only and final.results_file == "docs/RESULTS.md"
+    assert final.aggregate_only and final.results_file == results_file
     assert {args.output_dir for args in runs} == {final.output_dir}
-    assert {args.records_dir for args in runs} == {final.records_dir} == {"docs/runs"}
+    assert {args.records_dir for args in runs} == {final.records_dir} == {records}
+    if grid is not None:
+        assert {args.grid for args in runs} == {final.grid} == {grid}
 
 
 def test_claim_verdicts_follow_the_numbers():
