@@ -14,4 +14,5 @@ hf-attn-at reproduce --tasks sst 20news snli mnli "${COMMON[@]}"
 hf-attn-at reproduce --tasks babi2 babi3 --babi_size 1k "${COMMON[@]}"
 hf-attn-at reproduce --tasks babi1 imdb "${COMMON[@]}"
 hf-attn-at reproduce --aggregate_only --results_file docs/v2/RESULTS.md --model_cards_dir model_cards/v2 \
+    --ablation_records_dir docs/runs \
     --notes_file docs/v2/NOTES.md "${COMMON[@]}"

@@ -82,3 +82,24 @@ def test_paper_v2_end_to_end(tmp_path):
     assert len(main_rows) == 1 and f" | {best} | " in main_rows[0]  # the main table: the selected ε only
     assert main(argv) == 0  # rerun: everything finished, nothing trains again
     assert len(list((out / "runs").rglob("results.json"))) == 5
+
+
+def summary_result(task, method, epsilon, seed, accuracy, pearson):
+    return {"task": task, "method": method, "epsilon": epsilon, "seed": seed, "total_runtime": 60.0,
+            "agreement_split": "test", "agreement": {"agreement_pearson": pearson, "agreement_kendall": pearson / 2},
+            "metrics": {"test": {"test_accuracy": accuracy, "test_f1": accuracy, "test_macro_f1": accuracy}}}
+
+
+def test_ablation_table_puts_each_methods_main_rows_side_by_side():
+    from hf_attn_at.cli.reproduce import ablation_table
+
+    here = [summary_result("sst", "vanilla", None, s, 0.82 + s / 100, 0.65) for s in (1, 2)]
+    here += [summary_result("sst", "attention_at", 0.01, s, 0.83, 0.64) for s in (1, 2)]
+    here.append(summary_result("sst", "attention_at", 1.0, 1, 0.75, 0.62))  # an ε run that was not selected
+    there = [summary_result("sst", "vanilla", None, s, 0.81, 0.38) for s in (1, 2, 3)]
+    there += [summary_result("sst", "attention_at", 1.0, s, 0.80, 0.12) for s in (1, 2, 3)]
+    there.append(summary_result("imdb", "vanilla", None, 1, 0.88, 0.6))  # not in both: no table
+    text = "\n".join(ablation_table(here, {("sst", "attention_at"): 0.01}, there, "docs/runs"))
+    assert "| vanilla | – | 0.835 ± 0.007 | 0.650 ± 0.000 (2) | 0.810 ± 0.000 | 0.380 ± 0.000 (3) |" in text
+    assert "| attention_at | 0.01 | 0.830 ± 0.000 | 0.640 ± 0.000 (2) | 0.800 ± 0.000 | 0.120 ± 0.000 (3) |" in text
+    assert "### imdb" not in text

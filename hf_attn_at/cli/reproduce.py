@@ -134,6 +134,11 @@ class ReproduceArguments:
         default=None, metadata={"help": "Also copy each finished run's small files (no weights) here; runs recorded "
                                         "here count as finished and are aggregated (e.g. docs/runs)."}
     )
+    ablation_records_dir: str | None = field(
+        default=None,
+        metadata={"help": "Records of the same tasks from another protocol (e.g. docs/runs: random embeddings, "
+                          "ε = 1): RESULTS.md gets a side-by-side table of both protocols' main rows."},
+    )
     aggregate_only: bool = field(default=False, metadata={"help": "Skip training; aggregate finished runs."})
 
     def __post_init__(self):
@@ -610,6 +615,40 @@ def selection_tables(results: list[dict], epsilons: Sequence[float]) -> list[str
     return lines
 
 
+def recorded_results(records_dir: str | Path) -> list[dict]:
+    """The `results.json` contents of every run recorded under `records_dir` (checked by `load_result`)."""
+    root = Path(records_dir)
+    if not root.is_dir():
+        raise ValueError(f"--ablation_records_dir {root} is not a folder of run records")
+    found = {p.parent.relative_to(root).as_posix(): p.parent for p in root.glob("*/*/seed*/results.json")}
+    return [load_result(folder, name) for name, folder in sorted(found.items())]
+
+
+def ablation_table(
+    results: list[dict], selected: dict[tuple[str, str], float] | None, other: list[dict], other_dir: str | Path
+) -> list[str]:
+    """Per task in both: each method's main row (`main_epsilon`) here next to its main row in `other` (a
+    protocol without ε selection: ε = `DEFAULT_EPSILON`), test accuracy and Pearson r, mean ± std over seeds."""
+    here, there = summarize(results), summarize(other)
+    lines = [f"## This protocol next to `{other_dir}`", "",
+             f"Main rows of each method here (left: ε as selected) and in the records of `{other_dir}` (right: "
+             f"ε = {DEFAULT_EPSILON:g}); test accuracy and Pearson r, mean ± std over seeds (seeds in brackets).", ""]
+    for task in sorted(set(here) & set(there)):
+        rows = []
+        for method in ALL_METHODS:
+            mine = here[task].get((method, main_epsilon(task, method, selected)))
+            theirs = there[task].get((method, main_epsilon(task, method, None)))
+            if mine is None or theirs is None:
+                continue
+            eps = "–" if method == "vanilla" else f"{main_epsilon(task, method, selected):g}"
+            rows.append(f"| {method} | {eps} | {_fmt(*mine['accuracy'])} | {_fmt(*mine['pearson'])} ({mine['seeds']}) "
+                        f"| {_fmt(*theirs['accuracy'])} | {_fmt(*theirs['pearson'])} ({theirs['seeds']}) |")
+        if rows:
+            lines += [f"### {task}", "", "| method | ε here | accuracy here | Pearson r here | accuracy there | "
+                      "Pearson r there |", "|---|---|---|---|---|---|", *rows, ""]
+    return lines
+
+
 def _claim(title: str, verdicts: list[tuple], describe) -> str:
     if not verdicts:
         return f"- **{title}**: not tested by this grid.\n"
@@ -737,6 +776,9 @@ def write_results(
     )
     lines += difference_tables(intervals)
     lines += claim_verdicts(intervals)
+    if args.ablation_records_dir:
+        lines += ablation_table(results, selected, recorded_results(args.ablation_records_dir),
+                                args.ablation_records_dir)
     lines += check_claims(table, selected)
     if args.notes_file:
         lines += [f"## Discussion (from `{args.notes_file}`)", "", Path(args.notes_file).read_text(encoding="utf-8"), ""]
