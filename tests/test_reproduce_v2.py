@@ -100,6 +100,9 @@ def test_ablation_table_puts_each_methods_main_rows_side_by_side():
     there += [summary_result("sst", "attention_at", 1.0, s, 0.80, 0.12) for s in (1, 2, 3)]
     there.append(summary_result("imdb", "vanilla", None, 1, 0.88, 0.6))  # not in both: no table
     text = "\n".join(ablation_table(here, {("sst", "attention_at"): 0.01}, there, "docs/runs"))
-    assert "| vanilla | – | 0.835 ± 0.007 | 0.650 ± 0.000 (2) | 0.810 ± 0.000 | 0.380 ± 0.000 (3) |" in text
-    assert "| attention_at | 0.01 | 0.830 ± 0.000 | 0.640 ± 0.000 (2) | 0.800 ± 0.000 | 0.120 ± 0.000 (3) |" in text
+    assert "| vanilla | – | 0.835 ± 0.007 | 0.650 ± 0.000 (2) | – | 0.810 ± 0.000 | 0.380 ± 0.000 (3) |" in text
+    assert "| attention_at | 0.01 | 0.830 ± 0.000 | 0.640 ± 0.000 (2) | 1 | 0.800 ± 0.000 | 0.120 ± 0.000 (3) |" in text
     assert "### imdb" not in text
+    # Against records of a grid that selects ε, their selected rows are compared.
+    text = "\n".join(ablation_table(there, None, here, "docs/runs_v2", {("sst", "attention_at"): 0.01}))
+    assert "| attention_at | 1 | 0.800 ± 0.000 | 0.120 ± 0.000 (3) | 0.01 | 0.830 ± 0.000 | 0.640 ± 0.000 (2) |" in text

@@ -139,6 +139,10 @@ class ReproduceArguments:
         metadata={"help": "Records of the same tasks from another protocol (e.g. docs/runs: random embeddings, "
                           "ε = 1): RESULTS.md gets a side-by-side table of both protocols' main rows."},
     )
+    ablation_grid: str = field(
+        default="paper", metadata={"help": "The grid that made --ablation_records_dir (its main ε: 1, or selected).",
+                                   "choices": list(GRIDS)},
+    )
     aggregate_only: bool = field(default=False, metadata={"help": "Skip training; aggregate finished runs."})
 
     def __post_init__(self):
@@ -625,28 +629,34 @@ def recorded_results(records_dir: str | Path) -> list[dict]:
 
 
 def ablation_table(
-    results: list[dict], selected: dict[tuple[str, str], float] | None, other: list[dict], other_dir: str | Path
+    results: list[dict], selected: dict[tuple[str, str], float] | None, other: list[dict], other_dir: str | Path,
+    other_selected: dict[tuple[str, str], float] | None = None,
 ) -> list[str]:
-    """Per task in both: each method's main row (`main_epsilon`) here next to its main row in `other` (a
-    protocol without ε selection: ε = `DEFAULT_EPSILON`), test accuracy and Pearson r, mean ± std over seeds."""
+    """Per task in both: each method's main row (`main_epsilon`) here next to its main row in `other` (ε selected
+    as in `other_selected`, or `DEFAULT_EPSILON` without selection), test accuracy and Pearson r, mean ± std over
+    seeds."""
     here, there = summarize(results), summarize(other)
     lines = [f"## This protocol next to `{other_dir}`", "",
-             f"Main rows of each method here (left: ε as selected) and in the records of `{other_dir}` (right: "
-             f"ε = {DEFAULT_EPSILON:g}); test accuracy and Pearson r, mean ± std over seeds (seeds in brackets).", ""]
+             f"Main rows of each method here and in the records of `{other_dir}`; test accuracy and Pearson r, mean ± "
+             "std over seeds (seeds in brackets).", ""]
     for task in sorted(set(here) & set(there)):
         rows = []
         for method in ALL_METHODS:
-            mine = here[task].get((method, main_epsilon(task, method, selected)))
-            theirs = there[task].get((method, main_epsilon(task, method, None)))
+            eps_here, eps_there = main_epsilon(task, method, selected), main_epsilon(task, method, other_selected)
+            mine, theirs = here[task].get((method, eps_here)), there[task].get((method, eps_there))
             if mine is None or theirs is None:
                 continue
-            eps = "–" if method == "vanilla" else f"{main_epsilon(task, method, selected):g}"
-            rows.append(f"| {method} | {eps} | {_fmt(*mine['accuracy'])} | {_fmt(*mine['pearson'])} ({mine['seeds']}) "
-                        f"| {_fmt(*theirs['accuracy'])} | {_fmt(*theirs['pearson'])} ({theirs['seeds']}) |")
+            rows.append(f"| {method} | {_eps(eps_here)} | {_fmt(*mine['accuracy'])} | {_fmt(*mine['pearson'])} "
+                        f"({mine['seeds']}) | {_eps(eps_there)} | {_fmt(*theirs['accuracy'])} | "
+                        f"{_fmt(*theirs['pearson'])} ({theirs['seeds']}) |")
         if rows:
-            lines += [f"### {task}", "", "| method | ε here | accuracy here | Pearson r here | accuracy there | "
-                      "Pearson r there |", "|---|---|---|---|---|---|", *rows, ""]
+            lines += [f"### {task}", "", "| method | ε here | accuracy here | Pearson r here | ε there | accuracy there "
+                      "| Pearson r there |", "|---|---|---|---|---|---|---|", *rows, ""]
     return lines
+
+
+def _eps(epsilon: float | None) -> str:
+    return "–" if epsilon is None else f"{epsilon:g}"
 
 
 def _claim(title: str, verdicts: list[tuple], describe) -> str:
@@ -777,8 +787,11 @@ def write_results(
     lines += difference_tables(intervals)
     lines += claim_verdicts(intervals)
     if args.ablation_records_dir:
-        lines += ablation_table(results, selected, recorded_results(args.ablation_records_dir),
-                                args.ablation_records_dir)
+        other = recorded_results(args.ablation_records_dir)
+        other_grid = GRIDS[args.ablation_grid]
+        other_epsilons = other_grid.get("epsilons") or [DEFAULT_EPSILON]
+        other_selected = selected_epsilons(other, other_epsilons) if other_grid.get("select_epsilon") else None
+        lines += ablation_table(results, selected, other, args.ablation_records_dir, other_selected)
     lines += check_claims(table, selected)
     if args.notes_file:
         lines += [f"## Discussion (from `{args.notes_file}`)", "", Path(args.notes_file).read_text(encoding="utf-8"), ""]
