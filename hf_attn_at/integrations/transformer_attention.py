@@ -187,7 +187,8 @@ def transformer_attention_perturbation(
     """Attention RP / AT / iAT on the logits of all layers and heads, per example.
 
     Args:
-        method (`str`): `attention_rp`, `attention_at` or `attention_iat`.
+        method (`str`): a method registered with `transformer_encoders` (`attention_rp`, `attention_at`,
+            `attention_iat`); its direction comes from `perturbations.DIRECTIONS`.
         logits (`torch.Tensor` of shape `(batch_size, num_layers, num_heads, query_length, key_length)`):
             The clean pre-softmax logits ã.
         grad (`torch.Tensor` of the same shape, *optional*): ∂L/∂ã (not needed for RP).
