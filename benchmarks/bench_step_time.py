@@ -22,16 +22,13 @@ from pathlib import Path
 import torch
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification
+from hf_attn_at.methods import METHODS, AdversarialMethod
 from hf_attn_at.perturbations import gradient_perturbation
 from hf_attn_at.trainer import AdversarialTrainer
-from hf_attn_at.training_args import AdversarialMethod, AdversarialTrainingArguments
+from hf_attn_at.training_args import AdversarialTrainingArguments
 
 VOCAB_SIZE = 16000
-EPSILONS = {
-    "attention_rp": 1.0, "attention_at": 1.0, "attention_iat": 1.0, "attention_iat_released": 1.0, "word_at": 1.0,
-    "word_iat": 1.0,
-    "attention_vat": 1.0, "attention_ivat": 1.0,
-}
+EPSILONS = {name: 1.0 for name, spec in METHODS.items() if spec.target is not None}
 
 
 def git_sha() -> str:

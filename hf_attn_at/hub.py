@@ -61,6 +61,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 
 from . import __version__
+from .methods import METHODS as METHOD_SPECS
 from .trainer import describe_optimizer
 
 logger = logging.getLogger(__name__)
@@ -73,67 +74,11 @@ METRICS_FILE = "metrics.json"
 DEFAULT_COMMIT_MESSAGE = "Upload hf_attn_at model"
 CHECKPOINT_NAME = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-[0-9]+")  # a Trainer checkpoint folder, `checkpoint-500`
 
-# method -> (title, description, settings it uses)
+# method -> (title, description, settings it uses), from the method registry
+_CARD_SETTINGS = {"adv_epsilon": "epsilon", "adv_lambda": "lambda_", "adv_num_neighbors": "num_neighbors"}
 METHODS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "vanilla": (
-        "vanilla training",
-        "No perturbation: the model minimises the cross-entropy loss L alone (the paper's baseline).",
-        (),
-    ),
-    "attention_rp": (
-        "random perturbation on attention (Attention RP)",
-        "Random perturbation of the pre-softmax attention scores ã: r = ε u / ‖u‖₂ with u ~ N(0, I) on the "
-        "valid positions of each example; the loss is L(ã) + λ · L(ã + r).",
-        ("epsilon", "lambda_"),
-    ),
-    "attention_at": (
-        "adversarial training on attention (Attention AT)",
-        "Adversarial perturbation of the pre-softmax attention scores ã: r = ε g / ‖g‖₂ with g = ∂L/∂ã "
-        "per example; the loss is L(ã) + λ · L(ã + r), r held constant.",
-        ("epsilon", "lambda_"),
-    ),
-    "attention_iat": (
-        "interpretable adversarial training on attention (Attention iAT)",
-        "Adversarial perturbation of the attention scores restricted to the directions d_ij from the "
-        "example's scores to those of the other examples j of the mini-batch: r_i = Σ_j α_ij d_ij with "
-        "α_i = ε g_i / ‖g_i‖₂, g_ij = ⟨d_ij, ∂L/∂ã_i⟩. It enhances the differences in attention between "
-        "sentences; the loss is L(ã) + λ · L(ã + r).",
-        ("epsilon", "lambda_"),
-    ),
-    "attention_iat_released": (
-        "the authors' released code's Attention iAT arithmetic (a diagnostic, not the paper's method)",
-        "What the authors' released code computes for iAT, not the method the paper describes: its direction "
-        "weights are zero, so the perturbation is the negated AT direction r = −ε g / ‖g‖₂ with g = ∂L/∂ã per "
-        "example (it lowers the loss to first order), and its probe's gradient is never cleared, so the update is "
-        "∇(2 · L(ã) + λ · L(ã + r)), r held constant. Trained for comparison with Attention AT/iAT only.",
-        ("epsilon", "lambda_"),
-    ),
-    "word_at": (
-        "adversarial training on word embeddings (Word AT, Miyato et al. 2017)",
-        "Adversarial perturbation of the word embeddings w: r = ε g / ‖g‖₂ with g = ∂L/∂w over the whole "
-        "embedded sequence of each example; the loss is L(w) + λ · L(w + r).",
-        ("epsilon", "lambda_"),
-    ),
-    "word_iat": (
-        "interpretable adversarial training on word embeddings (Word iAT, Sato et al. 2018)",
-        "Adversarial perturbation of each word embedding restricted to the directions towards its K nearest "
-        "vocabulary embeddings, weighted by α = ε g / ‖g‖₂; the loss is L(w) + λ · L(w + r).",
-        ("epsilon", "lambda_", "num_neighbors"),
-    ),
-    "attention_vat": (
-        "virtual adversarial training on attention (Attention VAT, Kitada & Iyatomi 2022)",
-        "Virtual adversarial perturbation of the attention scores ã: r = ε g / ‖g‖₂ with "
-        "g = ∇_d KL(p(y|ã) ‖ p(y|ã + ξd)) from a random unit d (power iteration); the loss is "
-        "L_sup + λ · KL(p(y|ã) ‖ p(y|ã + r)) over labelled and unlabelled examples (semi-supervised).",
-        ("epsilon", "lambda_"),
-    ),
-    "attention_ivat": (
-        "interpretable virtual adversarial training on attention (Attention iVAT, Kitada & Iyatomi 2022)",
-        "Attention VAT restricted to the Attention iAT directions d_ij between the example's scores and those "
-        "of the other examples of the mini-batch: r_i = Σ_j α_ij d_ij with α_i = ε g_i / ‖g_i‖₂, "
-        "g_ij = ⟨d_ij, ∇ KL⟩; the loss is L_sup + λ · KL(p(y|ã) ‖ p(y|ã + r)) over labelled and unlabelled examples.",
-        ("epsilon", "lambda_"),
-    ),
+    name: (spec.title, spec.description, tuple(_CARD_SETTINGS[s] for s in spec.settings if s in _CARD_SETTINGS))
+    for name, spec in METHOD_SPECS.items()
 }
 # Metric keys that get a model-index entry, with their Hub metric type and display name.
 _INDEXED_METRICS = {

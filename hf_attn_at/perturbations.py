@@ -7,17 +7,22 @@ zero perturbation and is counted in `num_zeroed` (a 0-dim tensor, so that no hos
 Shapes: `mask` is `(batch_size, sequence_length)` (bool or 0/1); attention scores and their gradients are
 `(batch_size, sequence_length)`; embeddings and their gradients are
 `(batch_size, sequence_length, embedding_size)`. Norms are L2 over the whole example. Computation runs in
-at least float32 and the result has the input's dtype.
+at least float32 (attention iAT: float64) and the result has the input's dtype. Attention iAT also takes grouped
+scores `(batch_size, num_groups, group_size)` (a Transformers encoder's layer-heads), with directions and norms per
+group. `DIRECTIONS` gives each method's direction function under one signature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 import torch
 
 __all__ = [
+    "DIRECTIONS",
+    "Direction",
+    "DirectionInputs",
     "Perturbation",
     "attention_iat_perturbation",
     "attention_iat_random_perturbation",
@@ -63,18 +68,19 @@ def _check_epsilon(epsilon: float) -> None:
 
 
 def _scale_to_epsilon(vectors: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale each example of `vectors` `(B, ...)` to L2 norm `epsilon`.
-
-    Examples with a zero or non-finite norm become zero. Returns the scaled vectors and the per-example
-    `(B,)` bool tensor of zeroed examples.
-    """
-    flat = vectors.flatten(1)
-    finite = torch.isfinite(flat).all(dim=1)
-    flat = torch.where(finite.unsqueeze(1), flat, torch.zeros_like(flat))
-    norm = torch.linalg.vector_norm(flat, dim=1)
-    valid = finite & (norm > 0) & torch.isfinite(norm)
+    """Scale each vector along the last dimension of `vectors` `(..., D)` to L2 norm `epsilon`: the one safe
+    normalisation of this module. Vectors with a zero or non-finite norm become zero. Returns the scaled vectors and
+    the `(...)` bool tensor of zeroed vectors."""
+    norm = torch.linalg.vector_norm(vectors, dim=-1, keepdim=True)
+    valid = (norm > 0) & torch.isfinite(norm)
     scale = torch.where(valid, epsilon / torch.where(valid, norm, torch.ones_like(norm)), torch.zeros_like(norm))
-    return (flat * scale.unsqueeze(1)).view_as(vectors), ~valid
+    return torch.where(valid, vectors * scale, torch.zeros_like(vectors)), ~valid.squeeze(-1)
+
+
+def _scale_examples(vectors: torch.Tensor, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """[`_scale_to_epsilon`] over all dimensions but the first of `vectors` `(B, ...)`: per example."""
+    delta, zeroed = _scale_to_epsilon(vectors.flatten(1), epsilon)
+    return delta.view_as(vectors), zeroed
 
 
 def random_perturbation(
@@ -96,7 +102,7 @@ def random_perturbation(
     _check_epsilon(epsilon)
     noise = torch.randn(mask.shape, generator=generator, device=mask.device, dtype=_work_dtype(dtype))
     noise = noise * _expand_mask(mask, noise)
-    delta, zeroed = _scale_to_epsilon(noise, epsilon)
+    delta, zeroed = _scale_examples(noise, epsilon)
     return Perturbation(delta.to(dtype), zeroed.sum())
 
 
@@ -115,7 +121,7 @@ def gradient_perturbation(grad: torch.Tensor, mask: torch.Tensor, epsilon: float
     _check_epsilon(epsilon)
     work = grad.detach().to(_work_dtype(grad.dtype))
     masked = torch.where(_expand_mask(mask, work), work, torch.zeros_like(work))
-    delta, zeroed = _scale_to_epsilon(masked, epsilon)
+    delta, zeroed = _scale_examples(masked, epsilon)
     return Perturbation(delta.to(grad.dtype), zeroed.sum())
 
 
@@ -138,39 +144,48 @@ def attention_iat_released_perturbation(grad: torch.Tensor, mask: torch.Tensor, 
     return gradient_perturbation(-grad, mask, epsilon)
 
 
-def _weigh_directions(
-    directions: torch.Tensor, weights: torch.Tensor, epsilon: float, normalize: bool
+def _iat_groups(tensor: torch.Tensor) -> torch.Tensor:
+    """`(B, T)` -> `(1, B, T)`, grouped `(B, G, D)` -> `(G, B, D)`: iAT's directions are taken within a group."""
+    return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.transpose(0, 1)
+
+
+def _iat_directions(scores: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The iAT directions `d_ij = D_ij / ‖D_ij‖`, `D_ij = (ã_i − ã_j) ⊙ m_i` (`ã_j = 0` where j is padded) of each
+    group, never materialised: returns the float64 scores `s` `(G, B, D)` (0 where padded), the norms `‖D_ij‖`
+    `(G, B, B)` (1 where unusable) and the usable pairs `(G, B, B)`: j ≠ i and `‖D_ij‖² > 1e-12 (‖s_i‖² + ⟨m_i, s_j²⟩)`
+    (below, the difference is cancellation noise: `D_ij = 0`)."""
+    if mask.shape != scores.shape:
+        raise ValueError(f"`mask` must have the scores' shape {tuple(scores.shape)}, got {tuple(mask.shape)}")
+    mask = _iat_groups(mask.bool())
+    s = torch.where(mask, _iat_groups(scores.detach()).to(torch.float64), 0.0)
+    # ‖D_ij‖² = ‖s_i‖² − 2⟨s_i, s_j⟩ + ⟨m_i, s_j²⟩: inner products by matrix products.
+    own = (s * s).sum(-1).unsqueeze(-1)
+    other = mask.to(torch.float64) @ (s * s).transpose(1, 2)
+    norm2 = own - 2 * s @ s.transpose(1, 2) + other
+    not_self = ~torch.eye(s.shape[1], dtype=torch.bool, device=s.device)
+    usable = (norm2 > 1e-12 * (own + other)) & not_self
+    return s, torch.where(usable, norm2, 1.0).sqrt(), usable
+
+
+def _weigh_iat_directions(
+    s: torch.Tensor, mask: torch.Tensor, norm: torch.Tensor, weights: torch.Tensor, epsilon: float, normalize: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`α = ε w / ‖w‖₂`, `r = Σ_n α_n d_n` (rescaled to norm ε if `normalize`) for unit directions `(B, N, D)` and
-    weights `w` `(B, N)`. Returns `r` `(B, D)` and the `(B,)` bool tensor of zeroed examples."""
+    """`α_i = ε w_i / ‖w_i‖₂`, `r_i = Σ_j α_ij d_ij = Σ_j (α_ij / ‖D_ij‖) (s_i − s_j) ⊙ m_i` (rescaled to norm ε if
+    `normalize`) per group, from [`_iat_directions`]' `s`, `norm` and the weights `w` `(G, B, B)` (0 on unusable
+    pairs). Returns `r` `(G, B, D)` and the `(G, B)` bool tensor of zeroed units."""
     alpha, zeroed = _scale_to_epsilon(weights, epsilon)
-    delta = torch.bmm(alpha.unsqueeze(1), directions).squeeze(1)  # (B, D)
+    coefficients = alpha / norm
+    delta = _iat_groups(mask.bool()) * (s * coefficients.sum(-1, keepdim=True) - coefficients @ s)
     if normalize:
         delta, zeroed_norm = _scale_to_epsilon(delta, epsilon)
         zeroed = zeroed | zeroed_norm
     return delta, zeroed
 
 
-def _combine_directions(
-    directions: torch.Tensor, grad: torch.Tensor, epsilon: float, normalize: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sato et al.'s iAT step on unit directions `(B, N, D)` and a gradient `(B, D)`.
-
-    `g_n = ⟨d_n, grad⟩`, `α* = ε g / ‖g‖₂`, `r = Σ_n α*_n d_n` (rescaled to norm ε if `normalize`).
-    Zero directions contribute nothing. Returns `r` `(B, D)` and the `(B,)` bool tensor of zeroed examples.
-    """
-    finite = torch.isfinite(grad).all(dim=1)
-    grad = torch.where(finite.unsqueeze(1), grad, torch.zeros_like(grad))
-    weights = torch.bmm(directions, grad.unsqueeze(-1)).squeeze(-1)  # (B, N)
-    delta, zeroed = _weigh_directions(directions, weights, epsilon, normalize)
-    return delta, zeroed | ~finite
-
-
-def _unit(vectors: torch.Tensor) -> torch.Tensor:
-    """Normalise the last dimension to unit L2 norm; zero (or non-finite) vectors become zero."""
-    norm = torch.linalg.vector_norm(vectors, dim=-1, keepdim=True)
-    valid = (norm > 0) & torch.isfinite(norm)
-    return torch.where(valid, vectors / torch.where(valid, norm, torch.ones_like(norm)), torch.zeros_like(vectors))
+def _iat_result(delta: torch.Tensor, zeroed: torch.Tensor, like: torch.Tensor) -> Perturbation:
+    """`r` `(G, B, D)` back to `like`'s layout and dtype; zeroed units `(G, B)` counted."""
+    delta = delta.squeeze(0) if like.dim() == 2 else delta.transpose(0, 1)
+    return Perturbation(delta.to(like.dtype), zeroed.sum())
 
 
 def attention_iat_perturbation(
@@ -181,25 +196,31 @@ def attention_iat_perturbation(
 
     For example i and every j ≠ i: `D_ij = (ã_i − ã_j) ⊙ m_i` (with `ã_j = 0` where j is padded),
     `d_ij = D_ij / ‖D_ij‖` (pairs with `D_ij = 0` are dropped), `g_ij = ⟨d_ij, ∂L/∂ã_i⟩`,
-    `α*_i = ε g_i / ‖g_i‖`, `r_i = Σ_j α*_ij d_ij`.
+    `α*_i = ε g_i / ‖g_i‖`, `r_i = Σ_j α*_ij d_ij`. Grouped scores (Transformers encoders: one group per layer-head)
+    get all of this per group. Computed in float64 from inner products, without the `(B, B, ...)` differences.
 
     Args:
-        scores (`torch.Tensor` of shape `(batch_size, sequence_length)`): the clean pre-softmax scores ã.
-        grad (`torch.Tensor` of shape `(batch_size, sequence_length)`): ∂L/∂ã.
-        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        scores (`torch.Tensor` of shape `(batch_size, sequence_length)` or `(batch_size, num_groups, group_size)`):
+            the clean pre-softmax scores ã.
+        grad (`torch.Tensor` of the same shape): ∂L/∂ã.
+        mask (`torch.Tensor` of the same shape): valid positions.
         epsilon (`float`): the norm of α*_i.
         normalize (`bool`, *optional*, defaults to `False`): rescale each r_i to norm ε (the d_ij are not
             orthogonal, so ‖r_i‖ ≠ ε in general).
 
-    Returns a [`Perturbation`] whose `delta` has shape `(batch_size, sequence_length)`. Examples with no
-    direction (batch of one, or all other examples equal on its positions) get r = 0 and are counted.
+    Returns a [`Perturbation`] whose `delta` has `scores`' shape. Units (examples, or groups of an example) with no
+    direction (batch of one, or all other examples equal on its positions) or a non-finite gradient get r = 0 and
+    are counted.
     """
     _check_epsilon(epsilon)
-    directions = _iat_directions(scores, mask)
-    valid = _expand_mask(mask, scores)
-    grad = torch.where(valid, grad.detach().to(directions.dtype), torch.zeros((), dtype=directions.dtype, device=grad.device))
-    delta, zeroed = _combine_directions(directions, grad, epsilon, normalize)
-    return Perturbation(delta.to(scores.dtype), zeroed.sum())
+    s, norm, usable = _iat_directions(scores, mask)
+    g = torch.where(_iat_groups(mask.bool()), _iat_groups(grad.detach()).to(torch.float64), 0.0)
+    finite = torch.isfinite(g).all(-1)  # (G, B); non-finite values on invalid positions are ignored
+    g = torch.where(finite.unsqueeze(-1), g, 0.0)
+    dots = (s * g).sum(-1).unsqueeze(-1) - g @ s.transpose(1, 2)  # ⟨D_ij, g_i⟩ = ⟨s_i, g_i⟩ − ⟨s_j, g_i⟩ on m_i
+    weights = torch.where(usable, dots / norm, 0.0)  # g_ij = ⟨d_ij, g_i⟩
+    delta, zeroed = _weigh_iat_directions(s, mask, norm, weights, epsilon, normalize)
+    return _iat_result(delta, zeroed | ~finite, scores)
 
 
 def attention_iat_random_perturbation(
@@ -212,35 +233,23 @@ def attention_iat_random_perturbation(
     """A random perturbation in the span of the attention-iAT directions (the random start of Attention iVAT).
 
     `r_i = Σ_j α_ij d_ij` with the `d_ij` of [`attention_iat_perturbation`] and `α_i = ε u_i / ‖u_i‖₂`,
-    `u_ij ~ N(0, 1)` over the example's non-zero directions.
+    `u_ij ~ N(0, 1)` over the example's usable directions.
 
     Args:
-        scores (`torch.Tensor` of shape `(batch_size, sequence_length)`): the clean pre-softmax scores ã.
-        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        scores (`torch.Tensor` of shape `(batch_size, sequence_length)` or `(batch_size, num_groups, group_size)`):
+            the clean pre-softmax scores ã.
+        mask (`torch.Tensor` of the same shape): valid positions.
         epsilon (`float`): the norm of α_i.
         normalize (`bool`, *optional*, defaults to `False`): rescale each r_i to norm ε.
         generator (`torch.Generator`, *optional*): source of randomness; the global RNG by default.
 
-    Returns a [`Perturbation`] whose `delta` has shape `(batch_size, sequence_length)`; examples with no
-    direction get r = 0 and are counted.
+    Returns a [`Perturbation`] whose `delta` has `scores`' shape; units with no direction get r = 0 and are counted.
     """
     _check_epsilon(epsilon)
-    directions = _iat_directions(scores, mask)
-    has_direction = directions.abs().sum(dim=-1) > 0  # (B, B)
-    noise = torch.randn(has_direction.shape, generator=generator, device=scores.device, dtype=directions.dtype)
-    delta, zeroed = _weigh_directions(directions, noise * has_direction, epsilon, normalize)
-    return Perturbation(delta.to(scores.dtype), zeroed.sum())
-
-
-def _iat_directions(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The unit directions `d_ij = D_ij / ‖D_ij‖`, `D_ij = (ã_i − ã_j) ⊙ m_i` (`ã_j = 0` where j is padded;
-    zero for j = i and for `D_ij = 0`): `(B, B, T)` in the work dtype."""
-    dtype = _work_dtype(scores.dtype)
-    valid = _expand_mask(mask, scores)
-    scores = torch.where(valid, scores.detach().to(dtype), torch.zeros((), dtype=dtype, device=scores.device))
-    not_self = ~torch.eye(scores.shape[0], dtype=torch.bool, device=scores.device)
-    differences = (scores.unsqueeze(1) - scores.unsqueeze(0)) * (valid.unsqueeze(1) & not_self.unsqueeze(-1))
-    return _unit(differences)
+    s, norm, usable = _iat_directions(scores, mask)
+    noise = torch.randn(usable.shape, generator=generator, device=scores.device, dtype=_work_dtype(scores.dtype))
+    delta, zeroed = _weigh_iat_directions(s, mask, norm, noise.to(torch.float64) * usable, epsilon, normalize)
+    return _iat_result(delta, zeroed, scores)
 
 
 def kl_divergence(target_logits: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -379,6 +388,99 @@ def word_iat_perturbation(
     delta = torch.matmul(coefficients.unsqueeze(-2), diffs).squeeze(-2)  # r_t = Σ_k α*_tk d_tk, (B, T, E)
     zeroed = zeroed | ~finite
     if normalize:
-        delta, zeroed_norm = _scale_to_epsilon(delta, epsilon)
+        delta, zeroed_norm = _scale_examples(delta, epsilon)
         zeroed = zeroed | zeroed_norm
     return Perturbation(delta.to(embeds.dtype), zeroed.sum())
+
+
+# ---------------------------------------------------------------- one direction function per method
+
+
+class DirectionInputs(NamedTuple):
+    """What a method's direction function reads besides the gradient.
+
+    Args:
+        values (`torch.Tensor`): the clean tensor to perturb: attention scores `(batch_size, sequence_length)` or
+            grouped attention logits `(batch_size, num_groups, group_size)` (norms, and iAT directions, per group),
+            or word embeddings `(batch_size, sequence_length, embedding_size)` (norms per example).
+        mask (`torch.Tensor`): valid positions: `values`' shape for attention, `(batch_size, sequence_length)` for
+            word embeddings.
+        normalize (`bool`, *optional*, defaults to `False`): iAT/iVAT/word iAT: rescale each r to norm ε.
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): word iAT.
+        embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`, *optional*): word iAT.
+        num_neighbors (`int`, *optional*, defaults to 10): word iAT's K.
+        exclude_ids (`tuple[int, ...]`, *optional*): word iAT: ids never used as neighbours.
+    """
+
+    values: torch.Tensor
+    mask: torch.Tensor
+    normalize: bool = False
+    input_ids: torch.Tensor | None = None
+    embedding_matrix: torch.Tensor | None = None
+    num_neighbors: int = 10
+    exclude_ids: tuple[int, ...] = ()
+
+
+Direction = Callable[[DirectionInputs, torch.Tensor | None, float], Perturbation]
+
+
+def _per_unit(values: torch.Tensor, perturbation: Perturbation) -> Perturbation:
+    return Perturbation(perturbation.delta.view_as(values), perturbation.num_zeroed)
+
+
+def _attention_random(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float) -> Perturbation:
+    """Attention RP (and the random start of VAT): `grad` is not used."""
+    mask = inputs.mask.flatten(0, -2)  # grouped (B, G, D): one unit per (example, group)
+    return _per_unit(inputs.values, random_perturbation(mask, epsilon, dtype=inputs.values.dtype))
+
+
+def _attention_gradient(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float) -> Perturbation:
+    """Attention AT / VAT; `grad=None`: VAT's random start."""
+    if grad is None:
+        return _attention_random(inputs, grad, epsilon)
+    return _per_unit(inputs.values, gradient_perturbation(grad.flatten(0, -2), inputs.mask.flatten(0, -2), epsilon))
+
+
+def _attention_iat(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float) -> Perturbation:
+    """Attention iAT / iVAT; `grad=None`: iVAT's random start."""
+    if grad is None:
+        return attention_iat_random_perturbation(inputs.values, inputs.mask, epsilon, inputs.normalize)
+    return attention_iat_perturbation(inputs.values, grad, inputs.mask, epsilon, inputs.normalize)
+
+
+def _attention_iat_released(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float) -> Perturbation:
+    released = attention_iat_released_perturbation(_required(grad).flatten(0, -2), inputs.mask.flatten(0, -2), epsilon)
+    return _per_unit(inputs.values, released)
+
+
+def _word_gradient(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float) -> Perturbation:
+    return gradient_perturbation(_required(grad), inputs.mask, epsilon)
+
+
+def _word_iat(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float) -> Perturbation:
+    if inputs.input_ids is None or inputs.embedding_matrix is None:
+        raise ValueError("word iAT needs `input_ids` and `embedding_matrix` in its DirectionInputs")
+    return word_iat_perturbation(
+        inputs.values, _required(grad), inputs.mask, inputs.input_ids, inputs.embedding_matrix, epsilon,
+        num_neighbors=inputs.num_neighbors, exclude_ids=inputs.exclude_ids, normalize=inputs.normalize,
+    )
+
+
+def _required(grad: torch.Tensor | None) -> torch.Tensor:
+    if grad is None:
+        raise ValueError("this method's direction needs `grad`, the loss gradient with respect to the perturbed tensor")
+    return grad
+
+
+# Method name -> its direction `(inputs, grad, epsilon) -> Perturbation` (r detached, in `inputs.values`' shape).
+# `hf_attn_at.methods` checks at import that every perturbing method has exactly one.
+DIRECTIONS: dict[str, Direction] = {
+    "attention_rp": _attention_random,
+    "attention_at": _attention_gradient,
+    "attention_iat": _attention_iat,
+    "attention_iat_released": _attention_iat_released,
+    "word_at": _word_gradient,
+    "word_iat": _word_iat,
+    "attention_vat": _attention_gradient,
+    "attention_ivat": _attention_iat,
+}

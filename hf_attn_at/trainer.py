@@ -33,20 +33,11 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .integrations.transformer_attention import check_supported, transformer_attention_step
+from .methods import METHODS, AdversarialMethod
 from .models.bilstm_attention import BiLSTMAttentionConfig
-from .perturbations import (
-    Perturbation,
-    attention_iat_perturbation,
-    attention_iat_random_perturbation,
-    attention_iat_released_perturbation,
-    gradient_perturbation,
-    kl_divergence,
-    random_perturbation,
-    scale_by_score_std,
-    word_iat_perturbation,
-)
+from .perturbations import DIRECTIONS, DirectionInputs, Perturbation, kl_divergence, scale_by_score_std
 from .run_folder import mark_checkpoint_complete, write_settings
-from .training_args import AdversarialMethod, AdversarialTrainingArguments
+from .training_args import AdversarialTrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -240,12 +231,11 @@ class AdversarialTrainer(Trainer):
         elif method.is_virtual:
             outputs, clean_loss, adv_loss, perturbation = self._virtual_step(model, inputs)
         else:
-            step = self._word_step if method.is_word else self._attention_step
+            step = {"attention_scores": self._attention_step, "word_embeddings": self._word_step}[method.spec.target]
             outputs, adv_outputs, perturbation = step(model, inputs)
             clean_loss, adv_loss = outputs.loss, adv_outputs.loss
-        # The released code's probe backward is never cleared: its update is ∇(2·L + λ·L_adv).
-        clean_weight = 2.0 if method == AdversarialMethod.ATTENTION_IAT_RELEASED else 1.0
-        loss = clean_weight * clean_loss + self.args.adv_lambda * adv_loss
+        # (The released code's probe backward is never cleared: its clean_loss_weight is 2.)
+        loss = method.spec.clean_loss_weight * clean_loss + self.args.adv_lambda * adv_loss
         metrics = self._metrics["train"]
         metrics["clean_loss"].append(clean_loss.detach())
         metrics["adv_loss"].append(adv_loss.detach())
@@ -282,10 +272,11 @@ class AdversarialTrainer(Trainer):
         if _is_bilstm(model):
             return
         method = self.args.adv_method
-        if method.is_word or method.is_virtual or method.is_diagnostic:
+        if not method.spec.transformer_encoders:
+            supported = [name for name, spec in METHODS.items() if spec.transformer_encoders]
             raise ValueError(
                 f"adv_method={method.value!r} supports only BiLSTM-attention models, got {type(model).__name__}; "
-                "Transformers encoders support attention_rp, attention_at and attention_iat"
+                f"Transformers encoders support {', '.join(supported[:-1])} and {supported[-1]}"
             )
         if self.args.adv_epsilon_scale != "absolute":
             raise ValueError(
@@ -308,21 +299,14 @@ class AdversarialTrainer(Trainer):
         unwrapped = self.accelerator.unwrap_model(model)
         head_inputs = {key: inputs[key] for key in _HEAD_INPUTS if key in inputs}
         args = self.args
-        if args.adv_method == AdversarialMethod.ATTENTION_RP:
-            perturbation = random_perturbation(mask, args.adv_epsilon, dtype=scores.dtype)
-        else:
+        grad = None
+        if args.adv_method.spec.gradient:
             # Head-only probe on detached states: ∂L/∂ã without touching parameter gradients (DDP-safe).
             leaf = scores.detach().requires_grad_()
             probe = unwrapped(encoder_outputs=_detached_states(encoder_outputs, leaf), **head_inputs)
             (grad,) = torch.autograd.grad(probe.loss, leaf)
-            if args.adv_method == AdversarialMethod.ATTENTION_AT:
-                perturbation = gradient_perturbation(grad, mask, args.adv_epsilon)
-            elif args.adv_method == AdversarialMethod.ATTENTION_IAT:
-                perturbation = attention_iat_perturbation(leaf, grad, mask, args.adv_epsilon, args.adv_iat_normalize)
-            elif args.adv_method == AdversarialMethod.ATTENTION_IAT_RELEASED:
-                perturbation = attention_iat_released_perturbation(grad, mask, args.adv_epsilon)
-            else:
-                raise ValueError(f"adv_method={args.adv_method.value!r} is not an attention label-loss method")
+        direction = DIRECTIONS[args.adv_method.value]
+        perturbation = direction(DirectionInputs(scores, mask, args.adv_iat_normalize), grad, args.adv_epsilon)
         if args.adv_epsilon_scale == "score_std":
             perturbation = scale_by_score_std(perturbation, scores, mask)
         adv_outputs = unwrapped(
@@ -345,25 +329,18 @@ class AdversarialTrainer(Trainer):
         head_inputs = {key: inputs[key] for key in ("candidate_mask",) if key in inputs}
         target = outputs.logits.detach()
         args = self.args
-        interpretable = args.adv_method == AdversarialMethod.ATTENTION_IVAT
-
-        def direction(grad: torch.Tensor | None, epsilon: float) -> Perturbation:
-            if interpretable:
-                if grad is None:
-                    return attention_iat_random_perturbation(scores, mask, epsilon, args.adv_iat_normalize)
-                return attention_iat_perturbation(scores, grad, mask, epsilon, args.adv_iat_normalize)
-            if grad is None:
-                return random_perturbation(mask, epsilon, dtype=scores.dtype)
-            return gradient_perturbation(grad, mask, epsilon)
+        direction = DIRECTIONS[args.adv_method.value]  # grad=None: the random start
+        direction_inputs = DirectionInputs(scores, mask, args.adv_iat_normalize)
 
         probe_states = _detached_states(encoder_outputs, scores.detach())
-        perturbation = direction(None, 1.0)
+        perturbation = direction(direction_inputs, None, 1.0)
         num_iterations = args.adv_vat_num_iterations
         for iteration in range(num_iterations):
             leaf = (args.adv_vat_xi * perturbation.delta).requires_grad_()
             probe = unwrapped(encoder_outputs=probe_states, attention_perturbation=leaf, **head_inputs)
             (grad,) = torch.autograd.grad(kl_divergence(target, probe.logits).sum(), leaf)
-            perturbation = direction(grad, args.adv_epsilon if iteration == num_iterations - 1 else 1.0)
+            epsilon = args.adv_epsilon if iteration == num_iterations - 1 else 1.0
+            perturbation = direction(direction_inputs, grad, epsilon)
         adv_outputs = unwrapped(
             encoder_outputs=encoder_outputs, attention_perturbation=perturbation.delta, **head_inputs
         )
@@ -385,20 +362,11 @@ class AdversarialTrainer(Trainer):
         if mask is None:
             mask = input_ids != unwrapped.config.pad_token_id
         args = self.args
-        if args.adv_method == AdversarialMethod.WORD_AT:
-            perturbation = gradient_perturbation(grad, mask, args.adv_epsilon)
-        else:
-            perturbation = word_iat_perturbation(
-                embeds,
-                grad,
-                mask,
-                input_ids,
-                embedding.weight,
-                args.adv_epsilon,
-                num_neighbors=args.adv_num_neighbors,
-                exclude_ids=self._special_token_ids(unwrapped),
-                normalize=args.adv_iat_normalize,
-            )
+        direction_inputs = DirectionInputs(
+            embeds, mask, args.adv_iat_normalize, input_ids, embedding.weight, args.adv_num_neighbors,
+            tuple(self._special_token_ids(unwrapped)),
+        )
+        perturbation = DIRECTIONS[args.adv_method.value](direction_inputs, grad, args.adv_epsilon)
         adv_outputs = unwrapped(inputs_embeds=embeds, embedding_perturbation=perturbation.delta, **other_inputs)
         return outputs, adv_outputs, perturbation
 

@@ -8,45 +8,7 @@ from enum import Enum
 
 from transformers import TrainingArguments
 
-
-class AdversarialMethod(str, Enum):
-    """Training objectives (SPEC §2)."""
-
-    VANILLA = "vanilla"
-    ATTENTION_RP = "attention_rp"
-    ATTENTION_AT = "attention_at"
-    ATTENTION_IAT = "attention_iat"
-    ATTENTION_IAT_RELEASED = "attention_iat_released"
-    WORD_AT = "word_at"
-    WORD_IAT = "word_iat"
-    ATTENTION_VAT = "attention_vat"
-    ATTENTION_IVAT = "attention_ivat"
-
-    @property
-    def is_attention(self) -> bool:
-        return self.value.startswith("attention_")
-
-    @property
-    def is_word(self) -> bool:
-        return self in (AdversarialMethod.WORD_AT, AdversarialMethod.WORD_IAT)
-
-    @property
-    def is_virtual(self) -> bool:
-        """Virtual adversarial training (Kitada & Iyatomi 2022): the direction and the adversarial loss come from
-        `KL(p(y|ã) ‖ p(y|ã + r))`, so unlabelled examples (label -100) train too."""
-        return self in (AdversarialMethod.ATTENTION_VAT, AdversarialMethod.ATTENTION_IVAT)
-
-    @property
-    def is_diagnostic(self) -> bool:
-        """Not a paper's method: `attention_iat_released` reproduces what the authors' released code computes for
-        iAT (r = −ε ∂L/∂ã / ‖∂L/∂ã‖, update ∇(2·L + λ·L_adv)), for a diagnostic comparison only."""
-        return self == AdversarialMethod.ATTENTION_IAT_RELEASED
-
-    @property
-    def uses_batch_directions(self) -> bool:
-        """iAT and iVAT: directions are differences between the examples of a batch (needs >= 2 per device)."""
-        return self in (AdversarialMethod.ATTENTION_IAT, AdversarialMethod.ATTENTION_IVAT)
-
+from .methods import METHODS, AdversarialMethod
 
 _METHODS = [method.value for method in AdversarialMethod]
 
@@ -177,12 +139,13 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(f"`adv_method` must be one of {_METHODS}, got {self.adv_method!r}") from None
         if self.adv_epsilon_scale not in EPSILON_SCALES:
             raise ValueError(f"`adv_epsilon_scale` must be one of {list(EPSILON_SCALES)}, got {self.adv_epsilon_scale!r}")
-        if self.adv_epsilon_scale != "absolute" and (
-            not self.adv_method.is_attention or self.adv_method.is_virtual
-        ) and self.adv_method != AdversarialMethod.VANILLA:
+        if self.adv_epsilon_scale != "absolute" and "adv_epsilon_scale" not in self.adv_method.spec.settings and (
+            self.adv_method != AdversarialMethod.VANILLA
+        ):
+            scaled = [name for name, spec in METHODS.items() if "adv_epsilon_scale" in spec.settings]
             raise ValueError(
                 f"`adv_epsilon_scale={self.adv_epsilon_scale!r}` scales attention perturbations: it applies to "
-                f"attention_rp, attention_at, attention_iat and attention_iat_released, not {self.adv_method.value!r}"
+                f"{', '.join(scaled[:-1])} and {scaled[-1]}, not {self.adv_method.value!r}"
             )
         try:
             self.adv_attention_norm = AttentionNorm(self.adv_attention_norm)

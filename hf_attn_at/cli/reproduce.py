@@ -44,17 +44,17 @@ from transformers import HfArgumentParser
 
 from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
+from ..methods import METHODS
 from ..run_folder import RunLockedError, check_settings, read_settings, run_settings
-from ..training_args import AdversarialMethod
 from ..word_vectors import word_vectors_dim
 from .comparisons import claim_verdicts, difference_tables, differences
 
 logger = logging.getLogger(__name__)
 
 BINARY_TASKS = ("sst", "imdb", "20news", "agnews")
-ALL_METHODS = tuple(m.value for m in AdversarialMethod)
+ALL_METHODS = tuple(METHODS)
 # Kitada & Iyatomi 2021's six (not the diagnostic attention_iat_released).
-PAPER_METHODS = tuple(m.value for m in AdversarialMethod if not (m.is_virtual or m.is_diagnostic))
+PAPER_METHODS = tuple(name for name, spec in METHODS.items() if not (spec.virtual or spec.diagnostic))
 OFFLINE_TASKS = ("sst", "imdb", "20news", "babi1", "babi2", "babi3", "snli", "mnli")
 
 # Grid presets: tasks, methods, seeds, ε values and overrides of the model/training settings.

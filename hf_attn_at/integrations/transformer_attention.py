@@ -31,14 +31,15 @@ from torch import nn
 from transformers import AttentionInterface, PreTrainedModel
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from ..perturbations import Perturbation, gradient_perturbation, random_perturbation
-from ..training_args import AdversarialMethod, AttentionNorm
+from ..methods import METHODS, AdversarialMethod
+from ..perturbations import DIRECTIONS, DirectionInputs, Perturbation
+from ..training_args import AttentionNorm
 
 ATTENTION_IMPLEMENTATION = "hf_attn_at_eager"
 ADVERSARY_KWARG = "attention_adversary"
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "albert", "distilbert")
-# Named one by one: any other method (word, virtual, the diagnostic attention_iat_released) is rejected.
-_SUPPORTED_METHODS = (AdversarialMethod.ATTENTION_RP, AdversarialMethod.ATTENTION_AT, AdversarialMethod.ATTENTION_IAT)
+# The registry's `transformer_encoders` methods; any other (word, virtual, attention_iat_released) is rejected.
+_SUPPORTED_METHODS = tuple(name for name, spec in METHODS.items() if spec.transformer_encoders)
 
 __all__ = [
     "ADVERSARY_KWARG",
@@ -174,49 +175,6 @@ def logits_mask(adversary: AttentionAdversary, attention_mask: torch.Tensor | No
     return valid & torch.stack(allowed, dim=1).expand(-1, -1, -1, q_len, k_len)  # (B, L, 1|H, Tq, Tk)
 
 
-def _masked_iat(
-    scores: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, epsilon: float, normalize: bool, per_group: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention iAT (SPEC §2.1) on `G` groups of `D` logits per example, without materialising the `(B, B, G, D)`
-    differences: every quantity is an inner product computed by a matrix product (float64).
-
-    `scores`, `grad`, `mask` are `(G, B, D)`. `per_group`: directions `d_ij`, weights and `α` per group (the same as
-    [`~hf_attn_at.perturbations.attention_iat_perturbation`] on each group); otherwise over the concatenation of the
-    groups (the same as that function on `(B, G·D)`). Returns `r` `(G, B, D)` and zeroed units (`(G, B)` or `(B,)`).
-    """
-    m = mask.to(torch.float64)
-    finite = torch.isfinite(grad).all(-1)  # (G, B)
-    if not per_group:
-        finite = finite.all(0, keepdim=True).expand_as(finite)
-    s = torch.where(mask, scores.to(torch.float64), 0.0)
-    g = torch.where(mask & finite.unsqueeze(-1), grad.to(torch.float64), 0.0)
-    # ⟨D_ij, g_i⟩ = ⟨s_i, g_i⟩ − ⟨s_j, g_i⟩ and ‖D_ij‖² = ‖s_i‖² − 2⟨s_i, s_j⟩ + ⟨m_i, s_j²⟩ (D_ij = (s_i − s_j) ⊙ m_i).
-    dots = (s * g).sum(-1).unsqueeze(-1) - g @ s.transpose(1, 2)  # (G, B, B)
-    own = (s * s).sum(-1).unsqueeze(-1)
-    other = m @ (s * s).transpose(1, 2)
-    norm2 = own - 2 * s @ s.transpose(1, 2) + other
-    tiny = 1e-12 * (own + other)  # below this the difference is cancellation noise: D_ij = 0
-    if not per_group:
-        dots, norm2, tiny = dots.sum(0, keepdim=True), norm2.sum(0, keepdim=True), tiny.sum(0, keepdim=True)
-    not_self = ~torch.eye(s.shape[1], dtype=torch.bool, device=s.device)
-    valid = (norm2 > tiny) & not_self
-    norm = torch.where(valid, norm2, 1.0).sqrt()
-    weights = torch.where(valid, dots / norm, 0.0)  # g_ij = ⟨d_ij, g_i⟩: (G|1, B, B)
-    weight_norm = torch.linalg.vector_norm(weights, dim=-1, keepdim=True)
-    ok = (weight_norm > 0) & torch.isfinite(weight_norm)
-    alpha = torch.where(ok, epsilon * weights / torch.where(ok, weight_norm, 1.0), 0.0)
-    coefficients = torch.where(valid, alpha / norm, 0.0)  # r_i = Σ_j c_ij (s_i − s_j) ⊙ m_i
-    delta = m * (s * coefficients.sum(-1, keepdim=True) - coefficients @ s)  # (G, B, D)
-    zeroed = ~ok.squeeze(-1) | ~finite[: ok.shape[0]]
-    if normalize:
-        dims = (-1,) if per_group else (0, -1)
-        delta_norm = torch.linalg.vector_norm(delta, dim=dims, keepdim=True)
-        ok = (delta_norm > 0) & torch.isfinite(delta_norm)
-        delta = torch.where(ok, epsilon * delta / torch.where(ok, delta_norm, 1.0), 0.0)
-        zeroed = zeroed | ~ok.reshape(zeroed.shape)
-    return delta, zeroed.squeeze(0)
-
-
 def transformer_attention_perturbation(
     method: AdversarialMethod | str,
     logits: torch.Tensor,
@@ -229,7 +187,8 @@ def transformer_attention_perturbation(
     """Attention RP / AT / iAT on the logits of all layers and heads, per example.
 
     Args:
-        method (`str`): `attention_rp`, `attention_at` or `attention_iat`.
+        method (`str`): a method registered with `transformer_encoders` (`attention_rp`, `attention_at`,
+            `attention_iat`); its direction comes from `perturbations.DIRECTIONS`.
         logits (`torch.Tensor` of shape `(batch_size, num_layers, num_heads, query_length, key_length)`):
             The clean pre-softmax logits ã.
         grad (`torch.Tensor` of the same shape, *optional*): ∂L/∂ã (not needed for RP).
@@ -246,28 +205,21 @@ def transformer_attention_perturbation(
     Use `delta.view_as(logits)` for the per-layer tensors.
     """
     method, norm = AdversarialMethod(method), AttentionNorm(norm)
-    if method not in _SUPPORTED_METHODS:
-        raise ValueError(f"`method` must be attention_rp, attention_at or attention_iat, got {method.value!r}")
-    batch_size, num_layers, num_heads, q_len, k_len = logits.shape
-    per_group = norm == AttentionNorm.PER_LAYER_HEAD
-    unit_shape = (batch_size * num_layers * num_heads, q_len * k_len) if per_group else (batch_size, -1)
-    mask = mask.bool().expand(logits.shape)
-    if method == AdversarialMethod.ATTENTION_RP:
-        return random_perturbation(mask.reshape(unit_shape), epsilon, dtype=logits.dtype)
-    if grad is None:
+    if method.value not in _SUPPORTED_METHODS:
+        raise ValueError(
+            f"`method` must be {', '.join(_SUPPORTED_METHODS[:-1])} or {_SUPPORTED_METHODS[-1]}, got {method.value!r}"
+        )
+    if method.spec.gradient and grad is None:
         raise ValueError(f"method={method.value!r} needs `grad`, the loss gradient with respect to the logits")
-    if method == AdversarialMethod.ATTENTION_AT:
-        return gradient_perturbation(grad.reshape(unit_shape), mask.reshape(unit_shape), epsilon)
-    # attention_iat, the only method left in _SUPPORTED_METHODS.
-    if not epsilon > 0:
-        raise ValueError(f"`epsilon` must be > 0, got {epsilon!r}")
-
-    def groups(tensor: torch.Tensor) -> torch.Tensor:  # (B, L, H, Tq, Tk) -> (L·H, B, Tq·Tk)
-        return tensor.reshape(batch_size, num_layers * num_heads, q_len * k_len).transpose(0, 1)
-
-    delta, zeroed = _masked_iat(groups(logits.detach()), groups(grad.detach()), groups(mask), epsilon, iat_normalize, per_group)
-    delta = delta.transpose(0, 1).reshape(unit_shape).to(logits.dtype)
-    return Perturbation(delta, zeroed.sum())
+    batch_size, num_layers, num_heads, q_len, k_len = logits.shape
+    # (B, L, H, Tq, Tk) -> (B, G, D): one group per layer-head, or one group of all layer-heads.
+    per_group = norm == AttentionNorm.PER_LAYER_HEAD
+    group_shape = (batch_size, num_layers * num_heads, q_len * k_len) if per_group else (batch_size, 1, -1)
+    inputs = DirectionInputs(logits.detach().reshape(group_shape), mask.bool().expand(logits.shape).reshape(group_shape),
+                             iat_normalize)
+    perturbation = DIRECTIONS[method.value](inputs, None if grad is None else grad.reshape(group_shape), epsilon)
+    unit_shape = (batch_size * num_layers * num_heads, q_len * k_len) if per_group else (batch_size, -1)
+    return Perturbation(perturbation.delta.reshape(unit_shape), perturbation.num_zeroed)
 
 
 def transformer_attention_step(
@@ -301,7 +253,7 @@ def transformer_attention_step(
             raise ValueError("the model returned no loss: the batch needs `labels` for adversarial training")
         logits = torch.stack([layer.detach() for layer in clean.logits], dim=1)  # (B, L, H, Tq, Tk)
         grad = None
-        if method != AdversarialMethod.ATTENTION_RP:
+        if method.spec.gradient:
             grads = torch.autograd.grad(outputs.loss, clean.logits, retain_graph=True)
             grad = torch.stack(grads, dim=1)
         mask = logits_mask(clean, inputs.get("attention_mask"))
