@@ -9,6 +9,7 @@ test examples, for heat maps). A crashed run resumes from its last checkpoint.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import subprocess
@@ -178,9 +179,14 @@ def agreement_metrics(explanation: dict) -> dict[str, float]:
     }
 
 
+@functools.cache
 def code_version() -> str:
     """`hf_attn_at <version>`, plus the git commit of the package's checkout when it is one (`+dirty` when its
-    package files differ from that commit): which code produced a run."""
+    package files differ from that commit): which code produced a run.
+
+    Read once per process (at its first run, see `run_experiment`): the code a process runs is the code it
+    imported, even when the checkout moves on while it trains (a long `reproduce` grid).
+    """
     from . import __version__
 
     version = f"hf_attn_at {__version__}"
@@ -249,6 +255,7 @@ def run_experiment(
 
     Returns the content of `results.json`: `metrics` (per split), `agreement`, `train_runtime`, settings.
     """
+    code_version()  # pinned now: the checkout may change while this process trains
     output_dir = Path(training_args.output_dir)
     main_process = training_args.should_save
     with run_lock(output_dir) if main_process else nullcontext():

@@ -53,3 +53,16 @@ def test_bad_settings_are_one_line_before_any_work(tmp_path, capsys, flags, mess
     err = capsys.readouterr().err
     assert f"hf-attn-at train: error: {message}" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_code_version_is_read_once_per_process(monkeypatch):
+    """A long grid records the code it imported, not a commit checked out while it trained."""
+    from hf_attn_at import experiment
+
+    experiment.code_version.cache_clear()
+    first = experiment.code_version()
+    calls = []
+    monkeypatch.setattr(experiment.subprocess, "run", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError))
+    assert experiment.code_version() == first
+    assert calls == []
+    experiment.code_version.cache_clear()
