@@ -10,6 +10,7 @@ import pytest
 from chromium_page import CHROMIUM, render_page
 from PIL import Image
 from test_interpret_report import fake_run
+from testing_utils import require_shared_data, shared_data_path
 
 from hf_attn_at.data import EVAL_SAMPLE_SEED, sample_examples, sample_indices
 from hf_attn_at.interpret.command import model_info
@@ -139,3 +140,22 @@ def test_report_renders_in_chromium(tmp_path):
     pixels = np.asarray(Image.open(tmp_path / "report.png").convert("L"), dtype=float)
     assert pixels.shape[1] == 1200 and pixels.shape[0] > 800  # the whole page
     assert pixels.std() > 20 and (pixels < 128).mean() > 0.01  # text and figures drawn, not a blank page
+
+
+@require_shared_data("sst", "sst_dataset.csv")
+def test_transformer_example_samples_like_train():
+    import importlib.util
+
+    from testing_utils import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("run_transformer_at", REPO_ROOT / "examples" / "run_transformer_at.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    args = example.DataArguments(dataset_file=str(shared_data_path("sst", "sst_dataset.csv")), max_train_samples=300,
+                                 max_eval_samples=200)
+    train, dev, test = example.load_splits(args, seed=42)
+    full = example.load_splits(example.DataArguments(dataset_file=args.dataset_file), seed=42)
+    assert (len(train), len(dev), len(test)) == (300, 200, 200)
+    assert test["text"] == full[2].select(sample_indices(len(full[2]), 200, EVAL_SAMPLE_SEED))["text"]
+    assert train["text"] == full[0].select(sample_indices(len(full[0]), 300, 42))["text"]
+    assert 60 < sum(test["label"]) < 140  # the first 200 test rows hold 185 positives
