@@ -51,7 +51,7 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     parser.add_argument("--output_dir", required=True, help="report folder")
     parser.add_argument("--max_test_samples", type=int,
                         help="explain a seeded random sample of N examples of --split, never its first rows (as "
-                             "`train`'s --max_*_samples; the same rows as `train` for the same data and seed)")
+                             "`train`'s --max_*_samples: the same sampling function); recorded in metrics.json")
     parser.add_argument("--seed", type=int, default=EVAL_SAMPLE_SEED,
                         help="seed of the --max_test_samples sample and of --select random (default: the seed "
                              "`train` samples evaluation splits with)")
