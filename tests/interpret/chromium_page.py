@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -25,7 +26,7 @@ class _Pipe:
 
     def _read(self, deadline: float) -> dict:
         while b"\0" not in self.buffer:
-            if time.monotonic() > deadline:
+            if not select.select([self.read_fd], [], [], max(deadline - time.monotonic(), 0))[0]:
                 raise TimeoutError("Chromium did not answer in time")
             chunk = os.read(self.read_fd, 1 << 16)
             if not chunk:
@@ -76,7 +77,7 @@ def render_page(html_file: str | Path, screenshot: str | Path, width: int = 1200
         browser = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--hide-scrollbars",
              f"--user-data-dir={profile}", "--no-first-run", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=child_fds,
+            pass_fds=(3, 4), preexec_fn=child_fds,  # open here too: os.pipe took the lowest free fds
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         os.close(to_browser_r)
@@ -97,8 +98,8 @@ def render_page(html_file: str | Path, screenshot: str | Path, width: int = 1200
             png = pipe.call("Page.captureScreenshot", session, format="png")["data"]
             Path(screenshot).write_bytes(base64.b64decode(png))
             pipe.call("Browser.close")
+            browser.wait(timeout=30)
         finally:
-            browser.wait(timeout=30) if browser.poll() is None and pipe.next_id else None
             if browser.poll() is None:
                 browser.kill()
                 browser.wait()
