@@ -5,7 +5,7 @@ Example:
     python -m hf_attn_at.interpret explain \
         --model_name_or_path runs/sst/vanilla runs/sst/attention_at runs/sst/attention_iat \
         --labels vanilla at iat --dataset_dir ../shared/data/sst/sst_dataset.csv --split test \
-        --output_dir reports/sst
+        --max_test_samples 500 --select disagreement --num_examples 8 --output_dir reports/sst
 
     # models trained on your own data: the same file formats and column flags as `train`
     python -m hf_attn_at.interpret explain --model_name_or_path runs/reviews/vanilla runs/reviews/iat \
