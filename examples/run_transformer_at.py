@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from hf_attn_at import AdversarialTrainer, AdversarialTrainingArguments
+from hf_attn_at.data import EVAL_SAMPLE_SEED, sample_examples
 from hf_attn_at.interpret import explain_transformer
 
 
@@ -54,18 +55,27 @@ class DataArguments:
     text_column: str = field(default="text", metadata={"help": "Column with the text."})
     label_column: str = field(default="label", metadata={"help": "Column with the integer label."})
     max_length: int = field(default=64, metadata={"help": "Truncate sequences to this many tokens."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Keep the first N training examples."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N dev and test examples."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep a random sample of N training examples (seeded by --seed)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Keep a random sample of N dev and of N test examples (seed 0, as `train`)."}
+    )
 
 
-def load_splits(data_args: DataArguments):
+def load_splits(data_args: DataArguments, seed: int):
+    """Train, dev and test (`None` when not given), each cut to its seeded `--max_*_samples` sample: train seeded by
+    `seed`, dev and test by `EVAL_SAMPLE_SEED` as in `train` (never the first rows: the SST file is sorted by label)."""
     if data_args.train_file is None:
         full = load_dataset("csv", data_files=data_args.dataset_file)["train"]
-        splits = {name: full.filter(lambda row, n=name: row["exp_split"] == n) for name in ("train", "dev", "test")}
-        return splits["train"], splits["dev"], splits["test"]
-    files = {"train": data_args.train_file, "dev": data_args.validation_file, "test": data_args.test_file}
-    loaded = load_dataset("csv", data_files={k: v for k, v in files.items() if v is not None})
-    return loaded["train"], loaded.get("dev"), loaded.get("test")
+        splits = [full.filter(lambda row, n=name: row["exp_split"] == n) for name in ("train", "dev", "test")]
+    else:
+        files = {"train": data_args.train_file, "dev": data_args.validation_file, "test": data_args.test_file}
+        loaded = load_dataset("csv", data_files={k: v for k, v in files.items() if v is not None})
+        splits = [loaded["train"], loaded.get("dev"), loaded.get("test")]
+    train, dev, test = splits
+    return (sample_examples(train, data_args.max_train_samples, seed),
+            *(None if s is None else sample_examples(s, data_args.max_eval_samples, EVAL_SAMPLE_SEED) for s in (dev, test)))
 
 
 def main():
@@ -74,11 +84,7 @@ def main():
     set_seed(training_args.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path)
-    train, dev, test = load_splits(data_args)
-    if data_args.max_train_samples is not None:
-        train = train.select(range(min(data_args.max_train_samples, len(train))))
-    if data_args.max_eval_samples is not None:
-        dev, test = (None if s is None else s.select(range(min(data_args.max_eval_samples, len(s)))) for s in (dev, test))
+    train, dev, test = load_splits(data_args, training_args.seed)
 
     def tokenize(batch):
         encoded = tokenizer(batch[data_args.text_column], truncation=True, max_length=data_args.max_length)

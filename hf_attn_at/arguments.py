@@ -165,17 +165,17 @@ class DataArguments(CustomDataArguments):
         default=None, metadata={"help": "Vocabulary minimum document frequency (default: the SPEC's per task)."}
     )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Keep the first N training examples (after a seeded shuffle)."}
+        default=None, metadata={"help": "Keep a random sample of N training examples (seeded by --seed)."}
     )
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep the first N validation examples."})
-    max_test_samples: int | None = field(default=None, metadata={"help": "Keep the first N test examples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep a random sample of N validation examples (seed 0)."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Keep a random sample of N test examples (seed 0)."})
     labelled_fraction: float | None = field(
         default=None,
         metadata={"help": "Semi-supervised: keep the labels of a seeded fraction (0, 1] of the training examples and "
                           "set the others to -100 (train with --adv_method attention_vat or attention_ivat)."},
     )
     explain_max_samples: int | None = field(
-        default=None, metadata={"help": "Attention-gradient agreement on the first N test examples (default: all)."}
+        default=None, metadata={"help": "Attention-gradient agreement on a random sample of N test examples (seed 0; default: all)."}
     )
 
     def __post_init__(self):

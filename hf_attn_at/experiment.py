@@ -30,7 +30,7 @@ from transformers import (
 from transformers.trainer_callback import ExportableState
 
 from .arguments import DataArguments, ModelArguments
-from .data import hide_labels, load_custom, prepare_dataset, prepare_task
+from .data import EVAL_SAMPLE_SEED, hide_labels, load_custom, prepare_dataset, prepare_task, sample_examples
 from .hub import ModelCardCallback, card_from_run_dir
 from .interpret import explain_model
 from .interpret.report import json_safe
@@ -60,7 +60,6 @@ from .word_vectors import load_word_vectors
 logger = logging.getLogger(__name__)
 
 NUM_HEATMAP_EXAMPLES = 25
-EVAL_SAMPLE_SEED = 0
 
 
 class RunClock(TrainerCallback, ExportableState):
@@ -126,7 +125,7 @@ def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict
             # Evaluation splits use a fixed seed so that every run of a grid sees the same examples.
             sample_seed = seed if split == "train" else EVAL_SAMPLE_SEED
             logger.info("%s: keeping a seeded sample of %d of %d examples (--max_*_samples)", split, cap, len(dsd[split]))
-            dsd[split] = dsd[split].shuffle(seed=sample_seed).select(range(cap))
+            dsd[split] = sample_examples(dsd[split], cap, sample_seed)
     if data_args.labelled_fraction is not None:
         logger.info("train: keeping the labels of a seeded %.3g of the examples (--labelled_fraction)",
                     data_args.labelled_fraction)
@@ -305,7 +304,7 @@ def _run_locked(
     main_split = test_splits[0] if test_splits else "validation"
     explained = dsd[main_split]
     if data_args.explain_max_samples is not None:
-        explained = explained.shuffle(seed=EVAL_SAMPLE_SEED).select(range(min(data_args.explain_max_samples, len(explained))))
+        explained = sample_examples(explained, data_args.explain_max_samples, EVAL_SAMPLE_SEED)
     explanation = explain_model(
         trainer.model, tokenizer, explained, batch_size=training_args.per_device_eval_batch_size,
         show_progress=not training_args.disable_tqdm,

@@ -703,7 +703,7 @@ def write_figures(
 ) -> dict[str, list[Path]]:
     """Per task: an ε-sweep figure (when the grid has several ε) and a heat-map report of the first seed of each
     method's main row (`main_epsilon`)."""
-    from ..interpret.report import plot_epsilon_sweep, write_report
+    from ..interpret.report import plot_epsilon_sweep, plot_heatmap, write_report
 
     figures: dict[str, list[Path]] = defaultdict(list)
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -728,7 +728,8 @@ def write_figures(
         if report_runs:
             report = write_report(report_runs, inside(figures_dir, f"{task}_report"), num_examples=3,
                                   title=f"{task}: attention vs gradient importance")
-            figures[task] += [report.parent / "agreement.png", report.parent / "heatmap_0.png", report]
+            heatmap = plot_heatmap(report_runs, 0, report.parent / "heatmap_0.png")
+            figures[task] += [report.parent / "agreement.png", heatmap, report]
     return figures
 
 

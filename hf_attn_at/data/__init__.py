@@ -4,11 +4,20 @@ See :func:`load_task` for the layout and ``docs/DATA.md`` for sources, splits an
 """
 
 from .custom import load_custom
-from .processing import padding_efficiency, prepare_dataset, prepare_task, tokenize_dataset
+from .processing import (
+    EVAL_SAMPLE_SEED,
+    padding_efficiency,
+    prepare_dataset,
+    prepare_task,
+    sample_examples,
+    sample_indices,
+    tokenize_dataset,
+)
 from .registry import SOURCES, TASKS, TaskSpec, get_task, load_task, task_label
 from .semi_supervised import UNLABELLED, hide_labels, labelled_subset
 
 __all__ = [
+    "EVAL_SAMPLE_SEED",
     "SOURCES",
     "TASKS",
     "TaskSpec",
@@ -21,6 +30,8 @@ __all__ = [
     "padding_efficiency",
     "prepare_dataset",
     "prepare_task",
+    "sample_examples",
+    "sample_indices",
     "task_label",
     "tokenize_dataset",
 ]

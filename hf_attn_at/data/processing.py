@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerFast
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -97,6 +98,32 @@ def prepare_dataset(
     tokenizer = build_word_tokenizer(_texts(dsd["train"]), min_df=min_df, max_vocab_size=max_vocab_size)
     logger.info("%s: vocabulary of %d tokens (min_df=%d, from the train split)", name, len(tokenizer), min_df)
     return tokenize_dataset(dsd, tokenizer), tokenizer
+
+
+EVAL_SAMPLE_SEED = 0
+"""The seed of `sample_examples` for evaluation splits, so that every run (and `explain`) sees the same examples."""
+
+
+def sample_indices(num_rows: int, max_samples: int | None, seed: int) -> list[int] | None:
+    """The rows of a seeded random sample of `max_samples` of `num_rows` examples (`--max_*_samples`).
+
+    Never the first rows: data files can be sorted by label (SST's test set is). The sample is the first
+    `max_samples` rows of `datasets.Dataset.shuffle(seed=seed)`, in that order.
+
+    Returns:
+        The row indices, or `None` (keep every row) when `max_samples` is `None` or at least `num_rows`.
+    """
+    if max_samples is not None and max_samples < 1:
+        raise ValueError(f"max_samples must be >= 1 or None, got {max_samples}")
+    if max_samples is None or max_samples >= num_rows:
+        return None
+    return np.random.default_rng(seed).permutation(num_rows)[:max_samples].tolist()
+
+
+def sample_examples(dataset: datasets.Dataset, max_samples: int | None, seed: int) -> datasets.Dataset:
+    """`dataset` cut to the seeded random sample of `sample_indices` (itself when it has no more rows)."""
+    indices = sample_indices(len(dataset), max_samples, seed)
+    return dataset if indices is None else dataset.select(indices)
 
 
 def padding_efficiency(lengths: Sequence[int], batch_size: int, grouped: bool, seed: int = 0) -> float:

@@ -5,7 +5,7 @@ Example:
     python -m hf_attn_at.interpret explain \
         --model_name_or_path runs/sst/vanilla runs/sst/attention_at runs/sst/attention_iat \
         --labels vanilla at iat --dataset_dir ../shared/data/sst/sst_dataset.csv --split test \
-        --output_dir reports/sst
+        --max_test_samples 500 --select disagreement --num_examples 8 --output_dir reports/sst
 
     # models trained on your own data: the same file formats and column flags as `train`
     python -m hf_attn_at.interpret explain --model_name_or_path runs/reviews/vanilla runs/reviews/iat \
@@ -20,12 +20,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..data.processing import EVAL_SAMPLE_SEED
 from .importance import IMPORTANCE_METHODS
+from .report import SELECTIONS
 
 # Weight files of a `save_pretrained` folder, in the order `from_pretrained` looks for them.
 WEIGHTS_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                  "pytorch_model.bin.index.json")
 _INT = re.compile(r"[+-]?\d+")
+# Flags of earlier versions -> their names now.
+RENAMED_FLAGS = {"max_examples": "max_test_samples", "num_heatmaps": "num_examples"}
 
 
 def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -45,11 +49,22 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
                         help="label column of a file (inferred: label, ...); a label is a class name of the model "
                              "(its config's id2label), or a class id 0..N-1 when no class name is an integer")
     parser.add_argument("--output_dir", required=True, help="report folder")
-    parser.add_argument("--max_examples", type=int, help="only the first N examples")
+    parser.add_argument("--max_test_samples", type=int,
+                        help="explain a seeded random sample of N examples of --split, never its first rows (as "
+                             "`train`'s --max_*_samples: the same sampling function); recorded in metrics.json")
+    parser.add_argument("--seed", type=int, default=EVAL_SAMPLE_SEED,
+                        help="seed of the --max_test_samples sample and of --select random (default: the seed "
+                             "`train` samples evaluation splits with)")
     parser.add_argument("--methods", nargs="+", default=["gradient"], choices=sorted(IMPORTANCE_METHODS),
                         help="importance methods to compare attention with")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--num_heatmaps", type=int, default=4, help="examples drawn as heat maps (>= 0)")
+    parser.add_argument("--select", default="random", choices=SELECTIONS,
+                        help="which examples the report shows: random (seeded), misclassified (by some model), "
+                             "lowest_agreement / highest_agreement (Pearson r averaged over the models), "
+                             "disagreement (largest difference in r between models)")
+    parser.add_argument("--num_examples", type=int, default=4, help="examples shown in the report (>= 0)")
+    for old in RENAMED_FLAGS:
+        parser.add_argument(f"--{old}", type=int, help=argparse.SUPPRESS)  # refused in `run`, naming the new flag
     parser.add_argument("--max_tokens", type=int, default=5000,
                         help="texts (each text of a pair) longer than this are explained on their first N tokens, "
                              "with a warning; recorded in metrics.json")
@@ -57,14 +72,15 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
     return parser
 
 
-def _read_file(args: argparse.Namespace) -> dict[str, list]:
-    """Texts and raw labels of a data file (`hf_attn_at.data.custom.read_file`), the first `--max_examples`."""
+def _read_file(args: argparse.Namespace) -> tuple[dict[str, list], int, list[int] | None]:
+    """Texts and raw labels of a data file (`hf_attn_at.data.custom.read_file`), its number of rows and the rows
+    of the `--max_test_samples` sample (`None`: all)."""
     from ..data.custom import read_file
+    from ..data.processing import sample_indices
 
     ds, _ = read_file(args.dataset_dir, args.text_column, args.text_pair_column, args.label_column, split=args.split)
-    if args.max_examples is not None:
-        ds = ds.select(range(min(args.max_examples, len(ds))))
-    return ds.to_dict()
+    rows = sample_indices(len(ds), args.max_test_samples, args.seed)
+    return (ds if rows is None else ds.select(rows)).to_dict(), len(ds), rows
 
 
 def _label_key(value: Any) -> str | None:
@@ -105,10 +121,12 @@ def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
     return ids
 
 
-def _load_tokenized(path: Path, split: str, max_examples: int | None):
+def _load_tokenized(path: Path, split: str, max_samples: int | None, seed: int):
+    """A split of a tokenized `save_to_disk` folder, its number of rows and the rows of the seeded sample."""
     from datasets import DatasetDict, load_from_disk
 
     from ..data.custom import FORMATS
+    from ..data.processing import sample_indices
 
     try:
         dataset = load_from_disk(str(path))
@@ -121,7 +139,8 @@ def _load_tokenized(path: Path, split: str, max_examples: int | None):
         dataset = dataset[split]
     if "input_ids" not in dataset.column_names:
         raise ValueError(f"{path} is not tokenized: columns {dataset.column_names} lack `input_ids`")
-    return dataset if max_examples is None else dataset.select(range(min(max_examples, len(dataset))))
+    rows = sample_indices(len(dataset), max_samples, seed)
+    return (dataset if rows is None else dataset.select(rows)), len(dataset), rows
 
 
 def _load_model(model_dir: str):
@@ -160,6 +179,20 @@ def _load_model(model_dir: str):
     return tokenizer, model
 
 
+def model_info(model_dir: str, config: Any) -> dict[str, Any]:
+    """The report's facts about a model: its folder, class names, and the `adv_method` and `adv_epsilon` of the
+    `training_args.json` that `train` writes next to it (absent keys when the folder has none)."""
+    info: dict[str, Any] = {"path": model_dir, "id2label": {int(i): name for i, name in config.id2label.items()}}
+    args_file = Path(model_dir) / "training_args.json"
+    if args_file.is_file():
+        try:
+            training = json.loads(args_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--model_name_or_path {model_dir}: cannot read {args_file}: {err}") from None
+        info.update({key: training[key] for key in ("adv_method", "adv_epsilon") if key in training})
+    return info
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `explain` on the arguments `argv` (default: `sys.argv[1:]` without the `explain` verb)."""
     import sys
@@ -187,8 +220,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--labels needs one name per model: {len(args.model_name_or_path)} models, got {labels}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"--labels must be distinct, got {labels}")
-    for flag, value, least in (("--max_examples", args.max_examples, 1), ("--batch_size", args.batch_size, 1),
-                               ("--num_heatmaps", args.num_heatmaps, 0), ("--max_tokens", args.max_tokens, 1)):
+    for old, new in RENAMED_FLAGS.items():
+        if getattr(args, old) is not None:
+            raise ValueError(f"--{old} is now --{new}: pass --{new} {getattr(args, old)}")
+    for flag, value, least in (("--max_test_samples", args.max_test_samples, 1), ("--batch_size", args.batch_size, 1),
+                               ("--num_examples", args.num_examples, 0), ("--max_tokens", args.max_tokens, 1)):
         if value is not None and value < least:
             raise ValueError(f"{flag} must be >= {least}, got {value}")
     epsilon_runs = read_epsilon_runs(args.epsilon_runs) if args.epsilon_runs else None
@@ -198,12 +234,16 @@ def run(args: argparse.Namespace) -> int:
         kind = "file" if suffix in FORMATS else "file or folder" if suffix else "folder"
         raise FileNotFoundError(f"--dataset_dir {data_path}: no such {kind}; expected a data file "
                                 f"({', '.join(FORMATS)}) or a tokenized `save_to_disk` folder")
-    raw = _read_file(args) if data_path.is_file() else None
-    tokenized = None if raw is not None else _load_tokenized(data_path, args.split, args.max_examples)
+    raw = tokenized = None
+    if data_path.is_file():
+        raw, num_rows, rows = _read_file(args)
+    else:
+        tokenized, num_rows, rows = _load_tokenized(data_path, args.split, args.max_test_samples, args.seed)
 
-    inputs = {}
+    inputs, models = {}, {}
     for label, model_dir in zip(labels, args.model_name_or_path, strict=True):
         tokenizer, model = _load_model(model_dir)
+        models[label] = model_info(model_dir, model.config)
         dataset = tokenized
         if raw is not None:
             encoded = tokenizer(raw["text"], raw.get("text_pair"))
@@ -216,7 +256,10 @@ def run(args: argparse.Namespace) -> int:
                              max_tokens=args.max_tokens)
         for label, (model, tokenizer, dataset) in inputs.items()
     }
-    report = write_report(runs, args.output_dir, epsilon_runs=epsilon_runs, num_examples=args.num_heatmaps)
+    data = {"dataset": args.dataset_dir, "split": args.split, "num_rows": num_rows,
+            "max_test_samples": args.max_test_samples, "seed": args.seed, "rows": rows}
+    report = write_report(runs, args.output_dir, epsilon_runs=epsilon_runs, num_examples=args.num_examples,
+                          select=args.select, seed=args.seed, data=data, models=models)
 
     print(f"{'model':<16}{'method':<22}{'accuracy':>10}{'pearson':>18}{'kendall':>18}")
     for label, result in runs.items():

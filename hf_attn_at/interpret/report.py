@@ -6,7 +6,6 @@ Matplotlib is imported inside the plotting functions (Agg backend), never at pac
 from __future__ import annotations
 
 import base64
-import html
 import json
 import logging
 import math
@@ -19,17 +18,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 MAX_HEATMAP_TOKENS = 60
-_CSS = """
-body { font-family: sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.example { margin: 1.5em 0; }
-.row { margin: 2px 0; line-height: 1.9; }
-.row-label { display: inline-block; width: 16em; font-size: 0.85em; color: #555; }
-.tok { padding: 2px 3px; margin: 0 1px; border-radius: 3px; }
-img { max-width: 100%; }
-"""
+SELECTIONS = ("random", "misclassified", "lowest_agreement", "highest_agreement", "disagreement")
+SATURATION = 4.0
+"""Token shades (`token_shades`) at or beyond this many uniform shares get the full colour."""
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 def _pyplot():
@@ -66,10 +58,28 @@ def _rows(run: dict, index: int) -> list[tuple[str, np.ndarray]]:
     return rows
 
 
+def token_shades(values: np.ndarray) -> np.ndarray:
+    """Values of one row (attention or importance over an example's `n` tokens) as multiples of a uniform share.
+
+    `shade_i = values_i / sum_j |values_j| * n`: a flat row is 1 everywhere whatever `n`, a token with all the
+    weight is `n`; the sign is kept. One absolute scale for every model, method and example (colours are
+    comparable), unlike a row scaled to its own maximum, where a flat row is as dark as a peaked one.
+
+    Args:
+        values (`np.ndarray` of shape `(n,)`): one row.
+
+    Returns:
+        `np.ndarray` of shape `(n,)`; zeros when every value is 0.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    total = np.abs(values).sum()
+    return values / total * len(values) if total > 0 else np.zeros_like(values)
+
+
 def plot_heatmap(runs: Mapping[str, dict], index: int, path: str | Path) -> Path:
     """One example, one panel per model: tokens shaded by attention and by each importance method.
 
-    Each row is scaled by its own maximum so that rows with different ranges stay readable.
+    Shades are `token_shades` on one fixed diverging scale (±`SATURATION` uniform shares), the raw values printed.
     """
     plt = _pyplot()
     labels = list(runs)
@@ -83,15 +93,13 @@ def plot_heatmap(runs: Mapping[str, dict], index: int, path: str | Path) -> Path
         run = runs[label]
         tokens = run["tokens"][index][:MAX_HEATMAP_TOKENS]
         rows = _rows(run, index)
-        values = np.stack([v[: len(tokens)] for _, v in rows])
-        peak = values.max(axis=1, keepdims=True)
-        ax.imshow(np.divide(values, peak, out=np.zeros_like(values), where=peak > 0), cmap="Reds", vmin=0, vmax=1,
-                  aspect="auto")
+        shades = np.stack([token_shades(v)[: len(tokens)] for _, v in rows])
+        ax.imshow(shades, cmap="RdBu_r", vmin=-SATURATION, vmax=SATURATION, aspect="auto")
         ax.set_yticks(range(len(rows)), [name for name, _ in rows])
         ax.set_xticks(range(len(tokens)), [_literal(token) for token in tokens], rotation=90)
-        for r in range(values.shape[0]):
-            for c in range(values.shape[1]):
-                ax.text(c, r, f"{values[r, c]:.2f}", ha="center", va="center", fontsize=6)
+        for r, (_, values) in enumerate(rows):
+            for c in range(len(tokens)):
+                ax.text(c, r, f"{values[c]:.2f}", ha="center", va="center", fontsize=6)
         ax.set_title(f"{_literal(label)} (prediction {int(run['predictions'][index])}, "
                      f"label {int(run['labels'][index])})", fontsize=9)
     fig.savefig(path, dpi=100)
@@ -165,23 +173,6 @@ def plot_epsilon_sweep(
     return Path(path)
 
 
-def _html_tokens(tokens: Sequence[str], values: np.ndarray) -> str:
-    peak = float(values.max()) if len(values) else 0.0
-    spans = []
-    for token, value in zip(tokens, values, strict=True):
-        alpha = value / peak if peak > 0 else 0.0
-        spans.append(
-            f'<span class="tok" style="background: rgba(220, 40, 40, {alpha:.3f})" title="{value:.4f}">'
-            f"{html.escape(token)}</span>"
-        )
-    return " ".join(spans)
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
-
-
 def metrics_of(runs: Mapping[str, dict]) -> dict:
     """Per model: the run's `summary` and full per-method correlation summaries (plain JSON types)."""
     return {
@@ -196,6 +187,93 @@ def metrics_of(runs: Mapping[str, dict]) -> dict:
     }
 
 
+
+def select_examples(
+    runs: Mapping[str, dict], select: str, num_examples: int, seed: int = 0, method: str | None = None
+) -> list[int]:
+    """Which examples the report shows, at most `num_examples` of them.
+
+    Args:
+        runs: model label -> `explain_model` result, all over the same examples.
+        select: one of `SELECTIONS`:
+            - `random`: a seeded random sample, in dataset order;
+            - `misclassified`: examples some model gets wrong, those most models get wrong first;
+            - `lowest_agreement` / `highest_agreement`: the lowest / highest Pearson r averaged over the models;
+            - `disagreement`: the largest difference in Pearson r between two models (needs two models).
+            Ties keep dataset order; the agreement selections skip examples without a correlation for some model.
+        num_examples: at most this many (>= 0); fewer when fewer examples qualify.
+        seed: the seed of `random`.
+        method: the importance method whose Pearson r is compared (default: each run's first).
+
+    Returns:
+        Example indices into the runs.
+    """
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {list(SELECTIONS)}, got {select!r}")
+    if num_examples < 0:
+        raise ValueError(f"num_examples must be >= 0, got {num_examples}")
+    size = len(next(iter(runs.values()))["tokens"])
+    if select == "random":
+        return sorted(np.random.default_rng(seed).permutation(size)[:num_examples].tolist())
+    if select == "misclassified":
+        wrong = sum((run["labels"] >= 0) & (run["predictions"] != run["labels"]) for run in runs.values())
+        order = np.argsort(-wrong, kind="stable")
+        return [int(i) for i in order if wrong[i] > 0][:num_examples]
+    if select == "disagreement" and len(runs) < 2:
+        raise ValueError(f"select 'disagreement' compares models: it needs at least 2, got {list(runs)}")
+    method = method or next(iter(next(iter(runs.values()))["agreement"]))
+    missing = [label for label, run in runs.items() if method not in run["agreement"]]
+    if missing:
+        raise ValueError(f"runs {missing} have no agreement with importance method {method!r}")
+    r = np.stack([np.asarray(run["agreement"][method]["pearson"], dtype=np.float64) for run in runs.values()])
+    valid = np.isfinite(r).all(axis=0)
+    key = {"lowest_agreement": r.mean(axis=0), "highest_agreement": -r.mean(axis=0),
+           "disagreement": r.min(axis=0) - r.max(axis=0)}[select]
+    order = np.argsort(np.where(valid, key, np.inf), kind="stable")
+    return [int(i) for i in order if valid[i]][:num_examples]
+
+
+def _label_name(id2label: Mapping | None, class_id: int) -> str:
+    """The class name of `class_id` (its number without `id2label`); `—` for an unlabelled example (-1)."""
+    if class_id < 0:
+        return "—"
+    if id2label is None:
+        return str(class_id)
+    return str(id2label.get(class_id, id2label.get(str(class_id), class_id)))
+
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _cells(tokens: Sequence[str], values: np.ndarray) -> list[dict]:
+    """Template cells of one row: token, raw value, shade and its background colour (red +, blue -)."""
+    cells = []
+    for token, value, shade in zip(tokens, values, token_shades(values), strict=True):
+        alpha = min(abs(shade) / SATURATION, 1.0)
+        colour = "220, 40, 40" if shade >= 0 else "40, 90, 220"
+        cells.append({"token": token, "value": float(value), "shade": float(shade),
+                      "background": f"rgba({colour}, {alpha:.3f})"})
+    return cells
+
+
+def _example(runs: Mapping[str, dict], index: int, models: Mapping[str, Mapping]) -> dict:
+    """Template view of one example: per model its prediction, gold label, r and τ per method and shaded rows."""
+    per_model = []
+    for label, run in runs.items():
+        id2label = models.get(label, {}).get("id2label")
+        per_model.append({
+            "label": label,
+            "prediction": _label_name(id2label, int(run["predictions"][index])),
+            "gold": _label_name(id2label, int(run["labels"][index])),
+            "correct": int(run["labels"][index]) < 0 or run["predictions"][index] == run["labels"][index],
+            "agreement": {method: (float(stats["pearson"][index]), float(stats["kendall"][index]))
+                          for method, stats in run["agreement"].items()},
+            "rows": [{"name": name, "cells": _cells(run["tokens"][index], values)} for name, values in _rows(run, index)],
+        })
+    return {"index": index, "models": per_model}
+
+
 def write_report(
     runs: Mapping[str, dict],
     output_dir: str | Path,
@@ -203,36 +281,53 @@ def write_report(
     example_indices: Sequence[int] | None = None,
     num_examples: int = 4,
     title: str = "Attention interpretability report",
+    select: str = "random",
+    seed: int = 0,
+    data: Mapping | None = None,
+    models: Mapping[str, Mapping] | None = None,
 ) -> Path:
-    """Write `metrics.json`, `report.html` and the PNG figures for several models' `explain_model` results.
+    """Write `metrics.json`, `report.html` (from `templates/report.html.j2`) and the PNG figures (the agreement
+    distribution, and the ε sweep with `epsilon_runs`) for several models' `explain_model` results.
 
     Args:
         runs: model label -> `explain_model` result, all over the same examples in the same order.
         output_dir: created if missing.
         epsilon_runs: optional ε sweep (dicts with `method`, `epsilon`, `accuracy`, `pearson`).
-        example_indices: examples to draw as heat maps (default: the first `num_examples`).
-        num_examples: how many heat maps without `example_indices` (>= 0).
+        example_indices: the examples to show (default: `num_examples` chosen by `select_examples`).
+        num_examples: how many examples without `example_indices` (>= 0).
         title: the page title.
+        select: how `select_examples` chooses them, one of `SELECTIONS`; `seed` seeds `random`.
+        data: what was explained, shown in the header and recorded in `metrics.json` (e.g. `dataset`, `split`,
+            `num_rows`, `max_test_samples`, `seed`, and `rows`: each example's row in the split).
+        models: model label -> `path`, `adv_method`, `adv_epsilon`, `id2label` (class names for the page).
 
     Returns:
         The path of `report.html`. The page is self-contained: CSS inline, figures embedded as base64.
     """
+    import jinja2
+
     if not runs:
         raise ValueError("runs is empty: pass at least one model's explain_model result")
     sizes = {label: len(run["tokens"]) for label, run in runs.items()}
     if len(set(sizes.values())) != 1:
         raise ValueError(f"all runs must cover the same examples; their sizes differ: {sizes}")
     size = next(iter(sizes.values()))
-    if num_examples < 0:
-        raise ValueError(f"num_examples must be >= 0, got {num_examples}")
-    indices = list(range(min(num_examples, size))) if example_indices is None else list(example_indices)
-    bad = [i for i in indices if not 0 <= i < size]
-    if bad:
-        raise ValueError(f"example_indices {bad} are outside [0, {size})")
+    if example_indices is None:
+        indices = select_examples(runs, select, num_examples, seed)
+    else:
+        indices = [int(i) for i in example_indices]
+        bad = [i for i in indices if not 0 <= i < size]
+        if bad:
+            raise ValueError(f"example_indices {bad} are outside [0, {size})")
+    models = {label: dict((models or {}).get(label, {})) for label in runs}
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    metrics = {"models": metrics_of(runs)}
+    metrics = {"data": dict(data or {}), "models": metrics_of(runs),
+               "examples": {"select": select if example_indices is None else "given", "seed": seed,
+                            "indices": indices}}
+    for label, info in models.items():
+        metrics["models"][label]["model"] = {k: v for k, v in info.items() if k != "id2label"}
     if epsilon_runs:
         metrics["epsilon_runs"] = list(epsilon_runs)
     (output_dir / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
@@ -240,39 +335,20 @@ def write_report(
     figures = [plot_agreement(runs, output_dir / "agreement.png")]
     if epsilon_runs:
         figures.append(plot_epsilon_sweep(epsilon_runs, output_dir / "epsilon.png"))
-    heatmaps = [plot_heatmap(runs, i, output_dir / f"heatmap_{i}.png") for i in indices]
 
-    parts = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body>", f"<h1>{html.escape(title)}</h1>", "<h2>Agreement</h2>",
-             "<table><tr><th>model</th><th>method</th><th>accuracy</th><th>Pearson r (mean ± std)</th>"
-             "<th>Kendall τ (mean ± std)</th><th>examples without a correlation</th></tr>"]
-    for label, run in runs.items():
-        for method, stats in run["agreement"].items():
-            p, k = stats["pearson_summary"], stats["kendall_summary"]
-            parts.append(
-                f"<tr><td>{html.escape(label)}</td><td>{html.escape(method)}</td>"
-                f"<td>{run['summary']['accuracy']:.4f}</td><td>{p['mean']:.4f} ± {p['std']:.4f}</td>"
-                f"<td>{k['mean']:.4f} ± {k['std']:.4f}</td><td>{p['num_nan']}</td></tr>"
-            )
-    parts.append("</table>")
-    capped = {label: run["summary"] for label, run in runs.items() if run["summary"].get("max_tokens") is not None}
-    if capped:
-        parts.append("<p>Texts longer than the token cap are explained on their first tokens: " + ", ".join(
-            f"{html.escape(label)}: {s['num_truncated']} of {s['num_examples']} examples cut to "
-            f"{s['max_tokens']} tokens" for label, s in capped.items()) + ".</p>")
-    parts += [_img(path) for path in figures]
-    parts.append("<h2>Examples</h2>")
-    for i, heatmap in zip(indices, heatmaps, strict=True):
-        parts.append(f'<div class="example"><h3>Example {i}</h3>')
-        for label, run in runs.items():
-            for name, values in _rows(run, i):
-                parts.append(
-                    f'<div class="row"><span class="row-label">{html.escape(label)}: {html.escape(name)}</span>'
-                    f"{_html_tokens(run['tokens'][i], values)}</div>"
-                )
-        parts.append(_img(heatmap) + "</div>")
-    parts.append("</body></html>\n")
+    rows = (data or {}).get("rows")
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    page = env.get_template("report.html.j2").render(
+        title=title, data=data or {}, size=size, saturation=SATURATION,
+        models=[{"label": label, **info, "summary": run["summary"],
+                 "agreement": {m: (s["pearson_summary"], s["kendall_summary"]) for m, s in run["agreement"].items()}}
+                for (label, run), info in zip(runs.items(), models.values(), strict=True)],
+        selection={"select": select if example_indices is None else "given", "seed": seed, "count": len(indices)},
+        figures=[{"name": path.name, "src": _data_uri(path)} for path in figures],
+        examples=[{**_example(runs, i, models), "row": None if rows is None else rows[i]} for i in indices],
+    )
     report = output_dir / "report.html"
-    report.write_text("\n".join(parts), encoding="utf-8")
-    logger.info("wrote %s with %d figures", report, len(figures) + len(heatmaps))
+    report.write_text(page, encoding="utf-8")
+    logger.info("wrote %s with %d figures and %d examples", report, len(figures), len(indices))
     return report

@@ -16,7 +16,7 @@ from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassifi
 from hf_attn_at.cli.main import main as cli_main
 from hf_attn_at.interpret import explain_model
 from hf_attn_at.interpret.command import _label_ids
-from hf_attn_at.interpret.report import write_report
+from hf_attn_at.interpret.report import plot_heatmap, write_report
 
 TEXTS = ["a good film", "a bad film", "the plot is good but the acting is bad", "good", "bad bad film"]
 
@@ -89,7 +89,7 @@ def test_explain_rejects_a_file_labelled_with_ids_for_integer_class_names(tmp_pa
     # The same texts labelled with the class names are explained.
     data = write_csv(tmp_path / "named.csv", [1, 2, 2, 1, 2])
     assert explain(capsys, "--model_name_or_path", model, "--dataset_dir", data, "--output_dir", tmp_path / "out",
-                   "--num_heatmaps", "0") == (0, "")
+                   "--num_examples", "0") == (0, "")
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["models"]["model"]["summary"]["num_examples"] == 5
 
 
@@ -105,9 +105,16 @@ def test_explain_bad_paths_and_values_are_one_line(model_dir, tmp_path, capsys):
     (tmp_path / "not_a_dataset").mkdir()
     code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "not_a_dataset")
     assert code == 2 and "is a folder but not a `save_to_disk` dataset" in error
-    for flag, value, least in (("--num_heatmaps", -3, 0), ("--max_tokens", 0, 1), ("--batch_size", 0, 1)):
+    for flag, value, least in (("--num_examples", -3, 0), ("--max_tokens", 0, 1), ("--batch_size", 0, 1),
+                               ("--max_test_samples", 0, 1)):
         code, error = explain(capsys, *common, "--dataset_dir", data, flag, value)
         assert code == 2 and error.endswith(f"{flag} must be >= {least}, got {value}")
+    for old, new in (("--max_examples", "--max_test_samples"), ("--num_heatmaps", "--num_examples")):
+        code, error = explain(capsys, *common, "--dataset_dir", data, old, 3)
+        assert code == 2 and error.endswith(f"{old} is now {new}: pass {new} 3")
+    with pytest.raises(SystemExit):
+        cli_main(["explain", *map(str, common), "--dataset_dir", str(data), "--select", "worst"])
+    assert "argument --select: invalid choice: 'worst' (choose from 'random', 'misclassified'" in capsys.readouterr().err
     code, error = explain(capsys, "--model_name_or_path", tmp_path / "no_model", "--dataset_dir", data,
                           "--output_dir", tmp_path / "out")
     assert code == 2 and f"--model_name_or_path {tmp_path / 'no_model'} is not a folder" in error
@@ -169,7 +176,8 @@ def test_labels_and_tokens_with_dollars_are_drawn_literally(tmp_path):
     runs = {"$$": fake_run(tokens, 0), "$\\foo$": fake_run(tokens, 1)}  # mathtext fails on both
     sweep = [{"method": "$$", "epsilon": e, "accuracy": 0.8, "pearson": 0.3} for e in (0.1, 1.0)]
     write_report(runs, tmp_path, epsilon_runs=sweep, num_examples=2)
-    for name in ("agreement.png", "epsilon.png", "heatmap_0.png", "heatmap_1.png"):
+    plot_heatmap(runs, 0, tmp_path / "heatmap_0.png")
+    for name in ("agreement.png", "epsilon.png", "heatmap_0.png"):
         Image.open(tmp_path / name).verify()
     with pytest.raises(ValueError, match=r"num_examples must be >= 0, got -3"):
         write_report(runs, tmp_path, num_examples=-3)
@@ -224,11 +232,11 @@ def test_a_cut_pair_is_explained_as_its_cut_texts():
 def test_explain_records_the_token_cap(model_dir, tmp_path, capsys):
     data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
     assert explain(capsys, "--model_name_or_path", model_dir, "--dataset_dir", data, "--output_dir", tmp_path / "out",
-                   "--max_tokens", "3", "--num_heatmaps", "1") == (0, "")
+                   "--max_tokens", "3", "--num_examples", "1") == (0, "")
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())["models"][model_dir.name]["summary"]
     assert summary["max_tokens"] == 3 and summary["num_truncated"] == sum(len(t.split()) > 3 for t in TEXTS)
     assert "cut to 3 tokens" in (tmp_path / "out" / "report.html").read_text()
     assert explain(capsys, "--model_name_or_path", model_dir, "--dataset_dir", data, "--output_dir", tmp_path / "d",
-                   "--num_heatmaps", "0") == (0, "")
+                   "--num_examples", "0") == (0, "")
     assert json.loads((tmp_path / "d" / "metrics.json").read_text())["models"][model_dir.name]["summary"][
         "max_tokens"] == 5000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 
 import numpy as np
@@ -10,8 +11,10 @@ import pytest
 import torch
 from PIL import Image
 from testing_utils import require_shared_data, shared_data_path
+from transformers import AutoTokenizer
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
+from hf_attn_at.data import sample_indices
 from hf_attn_at.interpret import explain_model
 from hf_attn_at.interpret.command import main
 from hf_attn_at.interpret.report import plot_epsilon_sweep, write_report
@@ -43,8 +46,9 @@ def test_report_escapes_markup(tmp_path):
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert "<b>iat</b>" not in text and "&lt;b&gt;iat&lt;/b&gt;" in text
     assert "&amp;" in text
-    for name in ("agreement.png", "epsilon.png", "heatmap_0.png", "heatmap_1.png"):
+    for name in ("agreement.png", "epsilon.png"):
         Image.open(tmp_path / name).verify()
+    assert not list(tmp_path.glob("heatmap_*.png"))  # the page shows the examples itself
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics["models"]) == {"vanilla", "<b>iat</b>"} and len(metrics["epsilon_runs"]) == 4
 
@@ -60,9 +64,11 @@ def test_epsilon_sweep_draws_the_vanilla_reference(tmp_path):
 
 @pytest.fixture(scope="module")
 def sst_model_dir(tmp_path_factory):
-    """A small BiLSTM + attention model trained for 300 steps on 3000 SST training sentences."""
+    """A small BiLSTM + attention model trained for 300 steps on 3000 SST training sentences (a seeded sample: the
+    file is sorted by label, its first 3000 training sentences are 94 % positive)."""
     with shared_data_path("sst", "sst_dataset.csv").open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["exp_split"] == "train"][:3000]
+        train = [r for r in csv.DictReader(f) if r["exp_split"] == "train"]
+    rows = [train[i] for i in sample_indices(len(train), 3000, seed=0)]
     texts, labels = [r["text"] for r in rows], torch.tensor([int(r["label"]) for r in rows])
     tokenizer = build_word_tokenizer(texts, min_df=2)
     torch.manual_seed(0)
@@ -90,27 +96,32 @@ def test_explain_command_end_to_end(sst_model_dir, tmp_path, capsys):
     out = tmp_path / "report"
     code = main(["explain", "--model_name_or_path", str(sst_model_dir), str(sst_model_dir),
                  "--labels", "vanilla", "iat", "--dataset_dir", str(shared_data_path("sst", "sst_dataset.csv")),
-                 "--split", "test", "--output_dir", str(out), "--max_examples", "64",
-                 "--methods", "gradient", "leave_one_out", "--num_heatmaps", "2"])
+                 "--split", "test", "--output_dir", str(out), "--max_test_samples", "64",
+                 "--methods", "gradient", "leave_one_out", "--num_examples", "2", "--select", "misclassified"])
     assert code == 0
     assert "vanilla" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     summary = metrics["models"]["vanilla"]["summary"]
     assert summary["num_examples"] == 64 and summary["accuracy"] > 0.6  # trained, better than chance
     assert -1 <= summary["gradient_pearson_mean"] <= 1
-    for name in ("agreement.png", "heatmap_0.png", "heatmap_1.png"):
-        Image.open(out / name).verify()
-    html_text = (out / "report.html").read_text()
-    # The first test sentence's tokens appear in the page.
+    Image.open(out / "agreement.png").verify()
+    # The seeded sample of the label-sorted test split: recorded, balanced, the texts of the recorded rows.
     with shared_data_path("sst", "sst_dataset.csv").open(newline="") as f:
-        first = next(r for r in csv.DictReader(f) if r["exp_split"] == "test")["text"].split()
-    assert all(f">{word}</span>" in html_text for word in first[:5] if word.isalpha())
+        test_rows = [r for r in csv.DictReader(f) if r["exp_split"] == "test"]
+    data = metrics["data"]
+    assert data["num_rows"] == len(test_rows) and data["seed"] == 0 and len(data["rows"]) == 64
+    assert data["rows"] != list(range(64)) and 16 < sum(int(test_rows[i]["label"]) for i in data["rows"]) < 48
+    html_text = (out / "report.html").read_text()
+    shown = metrics["examples"]["indices"]
+    assert metrics["examples"]["select"] == "misclassified" and 1 <= len(shown) <= 2
+    tokenizer = AutoTokenizer.from_pretrained(sst_model_dir)
+    first = tokenizer.tokenize(test_rows[data["rows"][shown[0]]]["text"])
+    assert all(f">{html.escape(token)}</span>" in html_text for token in first)
 
 
 @require_shared_data("sst", "sst_dataset.csv")
 def test_explain_model_on_tokenized_dataset_from_disk(sst_model_dir, tmp_path):
     from datasets import Dataset, DatasetDict
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(sst_model_dir)
     texts = ["a gorgeous , witty film .", "dull", "the acting is bad but the story is great"]
@@ -124,7 +135,7 @@ def test_explain_model_on_tokenized_dataset_from_disk(sst_model_dir, tmp_path):
     alone = explain_model(model, tokenizer, data.select([2]), batch_size=1, show_progress=False)
     np.testing.assert_allclose(result["importance"]["gradient"][2], alone["importance"]["gradient"][0], rtol=1e-4)
     assert main(["--model_name_or_path", str(sst_model_dir), "--dataset_dir", str(tmp_path / "data"),
-                 "--output_dir", str(tmp_path / "out"), "--num_heatmaps", "1"]) == 0
+                 "--output_dir", str(tmp_path / "out"), "--num_examples", "1", "--max_test_samples", "2"]) == 0
     assert (tmp_path / "out" / "report.html").is_file()
 
 
