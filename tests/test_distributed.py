@@ -75,7 +75,7 @@ def test_ddp_matches_single_process_minilm_attention_at(ddp_results, tmp_path, n
     initial = AutoModelForSequenceClassification.from_pretrained(script.minilm_path(), num_labels=2).state_dict()
     moved = 0
     for key, value in single.model.state_dict().items():
-        torch.testing.assert_close(saved["state_dict"][key], value, atol=2e-6, rtol=0, msg=key)
+        torch.testing.assert_close(saved["state_dict"][key], value, atol=1e-6, rtol=0, msg=key)
         moved += not torch.equal(value, initial[key])
     assert moved > 0.5 * len(initial)  # the comparison covers trained weights, not only pretrained ones
     assert len(saved["logs"]) == script.MINILM_STEPS
