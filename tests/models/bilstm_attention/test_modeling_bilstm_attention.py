@@ -504,3 +504,19 @@ def test_hidden_states_from_cached_encoder_outputs():
     with pytest.raises(ValueError, match="output_hidden_states=True needs the embedding output"):
         model(encoder_outputs=bare, output_hidden_states=True)
     assert model(encoder_outputs=bare).hidden_states is None
+
+
+@pytest.mark.parametrize("method", ["attention_at", "attention_vat"])
+def test_trainer_head_reruns_honour_config_output_flags(tmp_path, method):
+    """The trainer's head-only re-runs keep the embedding output, so `output_hidden_states=True` in the config works."""
+    from hf_attn_at.trainer import AdversarialTrainer
+    from hf_attn_at.training_args import AdversarialTrainingArguments
+
+    model = BiLSTMAttentionForSequenceClassification(tester.get_config(output_hidden_states=True)).train()
+    args = AdversarialTrainingArguments(
+        output_dir=str(tmp_path), adv_method=method, adv_epsilon=0.5, use_cpu=True, report_to="none"
+    )
+    trainer = AdversarialTrainer(model=model, args=args)
+    batch = {**tester.prepare_inputs(), "labels": torch.tensor([0, 1, 2, 1])}
+    loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    assert torch.isfinite(loss) and len(outputs.hidden_states) == 2
