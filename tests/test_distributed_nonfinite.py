@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
+from distributed.train_ddp import collate, destroy_process_group
 from testing_utils import REPO_ROOT
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification
@@ -35,14 +35,6 @@ def make_examples(poisoned: list[int]) -> list[dict]:
             ids[0] = POISON_ID
         examples.append({"input_ids": ids.tolist(), "labels": int((ids < 50).float().mean() > 0.5)})
     return examples
-
-
-def collate(features: list[dict]) -> dict[str, torch.Tensor]:
-    length = max(len(f["input_ids"]) for f in features)
-    ids = torch.zeros(len(features), length, dtype=torch.long)
-    for row, feature in enumerate(features):
-        ids[row, : len(feature["input_ids"])] = torch.tensor(feature["input_ids"])
-    return {"input_ids": ids, "attention_mask": (ids != 0).long(), "labels": torch.tensor([f["labels"] for f in features])}
 
 
 def train_run(name: str, output_dir: str, world_size: int) -> tuple[AdversarialTrainer, str | None]:
@@ -69,18 +61,21 @@ def train_run(name: str, output_dir: str, world_size: int) -> tuple[AdversarialT
     return trainer, None
 
 
+def save_run(name: str, output_dir: str) -> None:
+    """Train run `name` on two processes; every rank records its parameters, skipped steps and error."""
+    trainer, error = train_run(name, output_dir, world_size=2)
+    state = {key: value.tolist() for key, value in trainer.model.state_dict().items()}
+    logs = [entry for entry in trainer.state.log_history if "num_skipped_steps" in entry]
+    record = {"state_dict": state, "skipped": [entry["num_skipped_steps"] for entry in logs], "error": error}
+    (Path(output_dir) / f"{name}-rank{int(os.environ['RANK'])}.json").write_text(json.dumps(record))
+
+
 def main(output_dir: str) -> None:
-    rank = int(os.environ["RANK"])
     try:
         for name in RUNS:
-            trainer, error = train_run(name, output_dir, world_size=2)
-            state = {key: value.tolist() for key, value in trainer.model.state_dict().items()}
-            logs = [entry for entry in trainer.state.log_history if "num_skipped_steps" in entry]
-            record = {"state_dict": state, "skipped": [entry["num_skipped_steps"] for entry in logs], "error": error}
-            (Path(output_dir) / f"{name}-rank{rank}.json").write_text(json.dumps(record))
-    finally:  # gloo threads left running can abort the process at exit (see tests/distributed/train_ddp.py)
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+            save_run(name, output_dir)
+    finally:  # trainers freed first, then the group: see destroy_process_group
+        destroy_process_group()
 
 
 def free_port() -> int:
@@ -89,10 +84,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# Not in the default run: on 2026-12-05 the 2-process script hung (one rank left waiting after the other exited)
-# in 2 of ~5 runs on an idle machine, after passing in earlier full runs; the cause (teardown after a run that
-# stopped with an error inside the training loop) is not found yet. Run it with --run-slow.
-@pytest.mark.slow
 def test_ddp_ranks_skip_and_stop_together(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "ACCELERATE_USE_CPU": "1", "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}

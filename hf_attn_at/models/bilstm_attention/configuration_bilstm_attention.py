@@ -39,10 +39,15 @@ class BiLSTMAttentionConfig(PreTrainedConfig):
         word_vectors (`dict`, *optional*):
             Where the embeddings were initialised from, as the library's `load_word_vectors` reports it (`name`,
             `dim`, `found`, `vocab_size`, `coverage`); provenance only, the model does not read it.
+        output_attentions (`bool`, *optional*, defaults to `True`):
+            Whether forward returns the attention weights (`attentions`) unless told otherwise. Unlike
+            Transformers' default (`False`): the weights are what these models are read for. Like
+            `output_hidden_states` (defaults to `False`) and `return_dict` (defaults to `True`), a runtime
+            setting: `save_pretrained` does not record it.
     """
 
     model_type = "bilstm_attention"
-    keys_to_ignore_at_inference = ["attentions", "attention_scores", "encoder_outputs"]
+    keys_to_ignore_at_inference = ["hidden_states", "attentions", "attention_scores", "encoder_outputs"]
 
     def __init__(
         self,
@@ -96,6 +101,7 @@ class BiLSTMAttentionConfig(PreTrainedConfig):
         self.pad_token_id = pad_token_id
         self.sep_token_id = sep_token_id
         self.word_vectors = word_vectors
+        kwargs.setdefault("output_attentions", True)
         super().__init__(**kwargs)
 
 

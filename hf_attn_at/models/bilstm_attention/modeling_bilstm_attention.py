@@ -20,7 +20,9 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_bilstm_attention import BiLSTMAttentionConfig
 
@@ -61,7 +63,11 @@ class BiLSTMAttentionModelOutput(ModelOutput):
             Attention-weighted sum of `last_hidden_state`.
         question_hidden_state (`torch.FloatTensor` of shape `(batch_size, 2 * hidden_size)`, *optional*):
             Final states of the question/hypothesis BiLSTM (pair inputs only).
-        attentions (`torch.FloatTensor` of shape `(batch_size, sequence_length)`):
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            The embedding output (word embeddings, perturbation included, before dropout) of shape
+            `(batch_size, sequence_length, embedding_size)`, then the BiLSTM output of the attended sequence
+            (`last_hidden_state`) of shape `(batch_size, sequence_length, 2 * hidden_size)`.
+        attentions (`torch.FloatTensor` of shape `(batch_size, sequence_length)`, *optional*, returned when `output_attentions=True`):
             Attention weights; they sum to 1 over the attended positions and are exactly 0 elsewhere.
             Unlike Transformers' per-layer tuple, this is one vector per example.
         attention_scores (`torch.FloatTensor` of shape `(batch_size, sequence_length)`):
@@ -74,6 +80,7 @@ class BiLSTMAttentionModelOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
     question_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, torch.FloatTensor] | None = None
     attentions: torch.FloatTensor | None = None
     attention_scores: torch.FloatTensor | None = None
     encoder_outputs: BiLSTMAttentionEncoderOutput | None = None
@@ -87,7 +94,9 @@ class BiLSTMAttentionSequenceClassifierOutput(ModelOutput):
             Mean cross-entropy over the labelled examples.
         logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`):
             Classification scores (before softmax).
-        attentions (`torch.FloatTensor` of shape `(batch_size, sequence_length)`):
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Embedding output and BiLSTM output (see [`BiLSTMAttentionModelOutput`]).
+        attentions (`torch.FloatTensor` of shape `(batch_size, sequence_length)`, *optional*, returned when `output_attentions=True`):
             Attention weights (see [`BiLSTMAttentionModelOutput`]).
         attention_scores (`torch.FloatTensor` of shape `(batch_size, sequence_length)`):
             Pre-softmax scores that produced `attentions` (perturbation included).
@@ -97,6 +106,7 @@ class BiLSTMAttentionSequenceClassifierOutput(ModelOutput):
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, torch.FloatTensor] | None = None
     attentions: torch.FloatTensor | None = None
     attention_scores: torch.FloatTensor | None = None
     encoder_outputs: BiLSTMAttentionEncoderOutput | None = None
@@ -368,6 +378,7 @@ class BiLSTMAttentionModel(BiLSTMAttentionPreTrainedModel):
             inputs_embeds=embeds,
         )
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -377,7 +388,7 @@ class BiLSTMAttentionModel(BiLSTMAttentionPreTrainedModel):
         embedding_perturbation: torch.FloatTensor | None = None,
         attention_perturbation: torch.FloatTensor | None = None,
         encoder_outputs: BiLSTMAttentionEncoderOutput | None = None,
-        return_dict: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BiLSTMAttentionModelOutput | tuple:
         r"""
         token_type_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
@@ -389,8 +400,12 @@ class BiLSTMAttentionModel(BiLSTMAttentionPreTrainedModel):
         encoder_outputs ([`BiLSTMAttentionEncoderOutput`], *optional*):
             Cached encoder states from an earlier forward: the embedding and BiLSTM are skipped and only
             attention pooling (and the head) run again.
+        output_attentions, output_hidden_states, return_dict (`bool`, *optional*):
+            As in Transformers, defaulting to the config's values. The other keyword arguments of
+            `TransformersKwargs` (e.g. `num_items_in_batch`) are accepted and ignored; any other name raises
+            `TypeError`.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions, output_hidden_states = _output_flags(self, kwargs)
         if encoder_outputs is None:
             encoder_outputs = self.encode(input_ids, attention_mask, token_type_ids, inputs_embeds, embedding_perturbation)
         mask = encoder_outputs.attention_scores_mask
@@ -405,15 +420,37 @@ class BiLSTMAttentionModel(BiLSTMAttentionPreTrainedModel):
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # exactly 0 where masked
         states = encoder_outputs.last_hidden_state
         pooled = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 2H)
-        output = BiLSTMAttentionModelOutput(
+        hidden_states = None
+        if output_hidden_states:
+            if encoder_outputs.inputs_embeds is None:
+                raise ValueError(
+                    "output_hidden_states=True needs the embedding output: the cached `encoder_outputs` have no "
+                    "`inputs_embeds`"
+                )
+            hidden_states = (encoder_outputs.inputs_embeds, states)
+        return BiLSTMAttentionModelOutput(
             last_hidden_state=states,
             pooler_output=pooled,
             question_hidden_state=encoder_outputs.question_hidden_state,
-            attentions=weights,
+            hidden_states=hidden_states,
+            attentions=weights if output_attentions else None,
             attention_scores=scores,
             encoder_outputs=encoder_outputs,
         )
-        return output if return_dict else output.to_tuple()
+
+
+def _output_flags(model: PreTrainedModel, kwargs: dict) -> tuple[bool, bool]:
+    """`(output_attentions, output_hidden_states)` from `kwargs`, else from the config; `TypeError` on a keyword
+    argument that is not one of `TransformersKwargs` (a misspelt perturbation must not be ignored)."""
+    unknown = sorted(set(kwargs) - set(TransformersKwargs.__annotations__))
+    if unknown:
+        raise TypeError(f"{type(model).__name__}.forward() got an unexpected keyword argument {unknown[0]!r}")
+    output_attentions = kwargs.get("output_attentions")
+    output_hidden_states = kwargs.get("output_hidden_states")
+    return (
+        model.config.output_attentions if output_attentions is None else output_attentions,
+        model.config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+    )
 
 
 def _classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -483,6 +520,7 @@ class BiLSTMAttentionForSequenceClassification(BiLSTMAttentionPreTrainedModel):
                 )
         return logits.masked_fill(~allowed, torch.finfo(logits.dtype).min)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -494,7 +532,7 @@ class BiLSTMAttentionForSequenceClassification(BiLSTMAttentionPreTrainedModel):
         encoder_outputs: BiLSTMAttentionEncoderOutput | None = None,
         labels: torch.LongTensor | None = None,
         candidate_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BiLSTMAttentionSequenceClassifierOutput | tuple:
         r"""
         token_type_ids, embedding_perturbation, attention_perturbation, encoder_outputs:
@@ -503,8 +541,10 @@ class BiLSTMAttentionForSequenceClassification(BiLSTMAttentionPreTrainedModel):
             Class indices in `[0, num_labels)`, or -100 for unlabelled examples (ignored by the loss).
         candidate_mask (`torch.Tensor` of shape `(batch_size, num_labels)`, *optional*):
             With `config.use_candidate_mask`: 1 for the labels that may win (CNN: entities in the passage).
+        output_attentions, output_hidden_states, return_dict (`bool`, *optional*):
+            See [`BiLSTMAttentionModel.forward`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions, output_hidden_states = _output_flags(self, kwargs)
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -513,19 +553,21 @@ class BiLSTMAttentionForSequenceClassification(BiLSTMAttentionPreTrainedModel):
             embedding_perturbation=embedding_perturbation,
             attention_perturbation=attention_perturbation,
             encoder_outputs=encoder_outputs,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
             return_dict=True,
         )
         logits = self.classifier(outputs.pooler_output, outputs.question_hidden_state)
         logits = self._mask_logits(logits, candidate_mask, labels)
         loss = _classification_loss(logits, labels) if labels is not None else None
-        output = BiLSTMAttentionSequenceClassifierOutput(
+        return BiLSTMAttentionSequenceClassifierOutput(
             loss=loss,
             logits=logits,
+            hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             attention_scores=outputs.attention_scores,
             encoder_outputs=outputs.encoder_outputs,
         )
-        return output if return_dict else output.to_tuple()
 
 
 class BiLSTMAttentionForAnswerSelection(BiLSTMAttentionForSequenceClassification):

@@ -375,3 +375,148 @@ def test_trust_remote_code_in_fresh_process(tmp_path, pair):
     expected = model(**tok(text, text_pair or None, return_tensors="pt")).logits[0]
     torch.testing.assert_close(torch.tensor(result["logits"]), expected, atol=1e-6, rtol=0)
     assert result["label"] in model.config.id2label.values()
+
+
+# Transformers forward conventions: output_attentions, output_hidden_states, return_dict, extra keyword arguments.
+
+FLAG_CASES = [
+    pytest.param(flags, pair, id=f"{'pair' if pair else 'single'}-att{int(flags[0])}-hid{int(flags[1])}")
+    for pair in (False, True)
+    for flags in ((False, False), (True, False), (False, True), (True, True))
+]
+
+
+@pytest.mark.parametrize("model_class", [BiLSTMAttentionModel, BiLSTMAttentionForSequenceClassification])
+@pytest.mark.parametrize("flags,pair", FLAG_CASES)
+def test_output_flags_select_outputs_and_shapes(model_class, flags, pair):
+    output_attentions, output_hidden_states = flags
+    config = tester.get_config(input_type="pair" if pair else "single")
+    model = model_class(config).eval()
+    inputs = tester.prepare_inputs(pair)
+    out = model(**inputs, output_attentions=output_attentions, output_hidden_states=output_hidden_states)
+    reference = model(**inputs, output_attentions=True)
+    b, t = tester.batch_size, tester.seq_length
+    if output_attentions:
+        assert out.attentions.shape == (b, t)
+        weights = torch.softmax(out.attention_scores.masked_fill(~out.encoder_outputs.attention_scores_mask, -torch.inf), -1)
+        torch.testing.assert_close(out.attentions, weights, atol=1e-7, rtol=0)
+    else:
+        assert out.attentions is None and "attentions" not in out.keys()
+    if output_hidden_states:
+        embeds, states = out.hidden_states
+        assert embeds.shape == (b, t, config.embedding_size) and states.shape == (b, t, 2 * config.hidden_size)
+        base = model if model_class is BiLSTMAttentionModel else model.model
+        assert torch.equal(embeds, base.embeddings(inputs["input_ids"]))
+        assert torch.equal(states, out.encoder_outputs.last_hidden_state)
+    else:
+        assert out.hidden_states is None and "hidden_states" not in out.keys()
+    # The flags change what is returned, never the values.
+    for name in ("logits", "pooler_output", "attention_scores"):
+        if name in reference:
+            assert torch.equal(out[name], reference[name])
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_return_dict_false_is_the_output_tuple_without_none(pair):
+    model = BiLSTMAttentionForSequenceClassification(tester.get_config(input_type="pair" if pair else "single")).eval()
+    inputs = {**tester.prepare_inputs(pair), "labels": torch.tensor([0, 1, 2, 1])}
+    for flags in ({}, {"output_hidden_states": True}, {"output_attentions": False}):
+        as_dict = model(**inputs, **flags)
+        as_tuple = model(**inputs, **flags, return_dict=False)
+        assert isinstance(as_tuple, tuple)
+        expected_names = [
+            name
+            for name in ("loss", "logits", "hidden_states", "attentions", "attention_scores", "encoder_outputs")
+            if getattr(as_dict, name) is not None
+        ]
+        assert list(as_dict.keys()) == expected_names
+        assert len(as_tuple) == len(expected_names)
+        for name, value in zip(expected_names, as_tuple, strict=True):
+            expected = as_dict[name]
+            if name == "encoder_outputs":
+                assert all(torch.equal(value[key], expected[key]) for key in expected.keys())
+            elif name == "hidden_states":
+                assert all(torch.equal(v, e) for v, e in zip(value, expected, strict=True))
+            else:
+                assert torch.equal(value, expected), name
+    base = BiLSTMAttentionModel(tester.get_config()).eval()
+    names = list(base(**tester.prepare_inputs(), output_hidden_states=True).keys())
+    assert names == ["last_hidden_state", "pooler_output", "hidden_states", "attentions", "attention_scores", "encoder_outputs"]
+    assert len(base(**tester.prepare_inputs(), output_hidden_states=True, return_dict=False)) == len(names)
+
+
+@pytest.mark.parametrize("model_class", [BiLSTMAttentionModel, BiLSTMAttentionForSequenceClassification])
+def test_config_defaults_honoured_and_overridden(model_class):
+    inputs = tester.prepare_inputs()
+    default = model_class(tester.get_config()).eval()
+    assert default.config.output_attentions and not default.config.output_hidden_states and default.config.return_dict
+    out = default(**inputs)
+    assert out.attentions is not None and out.hidden_states is None
+    config = tester.get_config(output_attentions=False, output_hidden_states=True, return_dict=False)
+    model = model_class(config).eval()
+    model.load_state_dict(default.state_dict())
+    out = model(**inputs)
+    assert isinstance(out, tuple)
+    as_dict = model(**inputs, return_dict=True)
+    assert as_dict.attentions is None and len(as_dict.hidden_states) == 2
+    assert len(out) == len(as_dict)
+    # Arguments win over the config.
+    overridden = model(**inputs, output_attentions=True, output_hidden_states=False, return_dict=True)
+    assert overridden.hidden_states is None and torch.equal(overridden.attentions, default(**inputs).attentions)
+
+
+def test_output_flags_leave_loss_and_gradients_unchanged():
+    model = BiLSTMAttentionForSequenceClassification(tester.get_config(input_type="pair", dropout=0.0))
+    inputs = {**tester.prepare_inputs(pair=True), "labels": torch.tensor([0, 1, 2, 1])}
+
+    def gradients(**flags) -> list[torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        out = model(**inputs, **flags)
+        loss = out[0] if isinstance(out, tuple) else out.loss
+        loss.backward()
+        return [param.grad.clone() for param in model.parameters()]
+
+    reference = gradients(output_attentions=False, output_hidden_states=False)
+    for flags in ({"output_attentions": True, "output_hidden_states": True}, {"return_dict": False}):
+        for grad, ref in zip(gradients(**flags), reference, strict=True):
+            assert torch.equal(grad, ref)
+
+
+def test_transformers_kwargs_are_accepted_and_unknown_names_raise():
+    model = BiLSTMAttentionForSequenceClassification(tester.get_config()).eval()
+    inputs = tester.prepare_inputs()
+    plain = model(**inputs)
+    ignored = model(**inputs, num_items_in_batch=torch.tensor(4), position_ids=None)
+    assert torch.equal(ignored.logits, plain.logits)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'attention_perturbaton'"):
+        model(**inputs, attention_perturbaton=torch.ones(tester.batch_size, tester.seq_length))
+    with pytest.raises(TypeError, match="BiLSTMAttentionModel.forward.*'bogus'"):
+        model.model(**inputs, bogus=1)
+
+
+def test_hidden_states_from_cached_encoder_outputs():
+    model = BiLSTMAttentionForSequenceClassification(tester.get_config()).eval()
+    out = model(**tester.prepare_inputs(), output_hidden_states=True)
+    rerun = model(encoder_outputs=out.encoder_outputs, output_hidden_states=True)
+    assert all(torch.equal(a, b) for a, b in zip(rerun.hidden_states, out.hidden_states, strict=True))
+    enc = out.encoder_outputs
+    bare = type(enc)(**{key: value for key, value in enc.items() if key != "inputs_embeds"})
+    with pytest.raises(ValueError, match="output_hidden_states=True needs the embedding output"):
+        model(encoder_outputs=bare, output_hidden_states=True)
+    assert model(encoder_outputs=bare).hidden_states is None
+
+
+@pytest.mark.parametrize("method", ["attention_at", "attention_vat"])
+def test_trainer_head_reruns_honour_config_output_flags(tmp_path, method):
+    """The trainer's head-only re-runs keep the embedding output, so `output_hidden_states=True` in the config works."""
+    from hf_attn_at.trainer import AdversarialTrainer
+    from hf_attn_at.training_args import AdversarialTrainingArguments
+
+    model = BiLSTMAttentionForSequenceClassification(tester.get_config(output_hidden_states=True)).train()
+    args = AdversarialTrainingArguments(
+        output_dir=str(tmp_path), adv_method=method, adv_epsilon=0.5, use_cpu=True, report_to="none"
+    )
+    trainer = AdversarialTrainer(model=model, args=args)
+    batch = {**tester.prepare_inputs(), "labels": torch.tensor([0, 1, 2, 1])}
+    loss, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    assert torch.isfinite(loss) and len(outputs.hidden_states) == 2
