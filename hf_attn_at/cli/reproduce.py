@@ -33,7 +33,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,9 @@ from transformers import HfArgumentParser
 
 from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
+from ..interpret import Explanation
 from ..run_folder import RunLockedError, check_settings, read_settings, run_settings
+from ..runs import EXPLANATION_FILE, RESULTS_FILE, RunRecord
 from ..training_args import AdversarialMethod
 from ..word_vectors import word_vectors_dim
 from .comparisons import claim_verdicts, difference_tables, differences
@@ -398,35 +400,18 @@ def _test_metric(result: dict, name: str) -> float | None:
 
 
 def load_result(run_dir: Path, name: str) -> dict:
-    """A finished run's `results.json`, with `num_labels` from its `config.json` (for `predicts_one_class`).
+    """A finished run's record (`RunRecord.load`: `results.json` checked, `num_labels` from `config.json`) as the
+    `results.json` object plus `num_labels` (for `predicts_one_class`).
 
     Its `task`, `method`, `epsilon` and `seed` name figures, reports and model cards: a `ValueError` names the file
-    unless they are valid and give `name`, the run's folder under its root (see `run_name`).
+    unless they give `name`, the run's folder under its root (see `run_name`).
     """
-    path = run_dir / "results.json"
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}): a run's results.json is a JSON object") from e
-    if not isinstance(result, dict):
-        raise ValueError(f"{path} must hold a JSON object (a run's results), got {type(result).__name__}")
-    task, method, epsilon, seed = (result.get(key) for key in ("task", "method", "epsilon", "seed"))
-    safe_path_component(task, f"`task` in {path}")
-    if method not in ALL_METHODS:
-        raise ValueError(f"`method` in {path} must be one of {', '.join(ALL_METHODS)}, got {method!r}")
-    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float))
-                                or not 0 < epsilon < math.inf):
-        raise ValueError(f"`epsilon` in {path} must be null or a finite number > 0, got {epsilon!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"`seed` in {path} must be an integer, got {seed!r}")
-    recorded = run_name(task, method, epsilon, seed)
+    record = RunRecord.load(run_dir)
+    recorded = run_name(record.task, record.method, record.epsilon, record.seed)
     if recorded != name:
-        raise ValueError(f"{path} records the run {recorded!r} (its task, method, epsilon and seed) but lies in the "
-                         f"folder of {name!r}: move the run folder or correct its results.json")
-    config = run_dir / "config.json"
-    if config.is_file():
-        result["num_labels"] = len(json.loads(config.read_text())["id2label"])
-    return result
+        raise ValueError(f"{run_dir / RESULTS_FILE} records the run {recorded!r} (its task, method, epsilon and seed) "
+                         f"but lies in the folder of {name!r}: move the run folder or correct its results.json")
+    return {**record.to_results(), "num_labels": record.num_labels}
 
 
 def predicts_one_class(result: dict) -> bool:
@@ -668,26 +653,10 @@ def _claim(title: str, verdicts: list[tuple], describe) -> str:
     return f"- **{title}**: **{verdict}** ({held} of {len(verdicts)} tasks). {details}.\n"
 
 
-def _report_run(result_dir: Path) -> dict:
-    """An `explain_model`-shaped dict from a run's `explanation.json` (for `write_report`)."""
-    from ..interpret.agreement import summarize as summarize_values
-
-    data = json.loads((result_dir / "explanation.json").read_text())
-    results = json.loads((result_dir / "results.json").read_text())
-    pearson = np.array([np.nan if v is None else v for v in data["pearson"]], dtype=float)
-    kendall = np.array([np.nan if v is None else v for v in data["kendall"]], dtype=float)
-    return {
-        "tokens": data["tokens"],
-        "attention": [np.asarray(a) for a in data["attention"]],
-        "importance": {m: [np.asarray(v) for v in vs] for m, vs in data["importance"].items()},
-        "agreement": {"gradient": {
-            "pearson": pearson, "kendall": kendall,
-            "pearson_summary": summarize_values(pearson), "kendall_summary": summarize_values(kendall),
-        }},
-        "predictions": np.asarray(data["predictions"]),
-        "labels": np.asarray(data["labels"]),
-        "summary": {"accuracy": _test_metric(results, "accuracy")},
-    }
+def _report_run(result_dir: Path) -> Explanation:
+    """A run's `explanation.json` with the run's test accuracy as its summary (for `write_report`)."""
+    explanation = Explanation.from_json(json.loads((result_dir / EXPLANATION_FILE).read_text()))
+    return replace(explanation, summary={"accuracy": RunRecord.load(result_dir).test_metric("accuracy")})
 
 
 def _first_seed(run_dirs: dict[str, Path], task: str, name: str) -> Path | None:
