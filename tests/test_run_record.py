@@ -16,10 +16,15 @@ import torch
 from huggingface_hub import ModelCard
 from testing_utils import SHARED_DATA, require_shared_data
 
-from hf_attn_at import AdversarialTrainer, AdversarialTrainingArguments, BiLSTMAttentionConfig
-from hf_attn_at import BiLSTMAttentionForSequenceClassification
+from hf_attn_at import (
+    AdversarialTrainer,
+    AdversarialTrainingArguments,
+    BiLSTMAttentionConfig,
+    BiLSTMAttentionForSequenceClassification,
+)
 from hf_attn_at.cli.main import main
 from hf_attn_at.interpret import Explanation
+from hf_attn_at.interpret.report import json_safe
 from hf_attn_at.model_card import ModelCardCallback
 from hf_attn_at.runs import RunRecord
 
@@ -90,9 +95,7 @@ def test_explanation_json_round_trip():
         agreement={"gradient": {"pearson": pearson, "kendall": pearson / 2}},
         summary={"accuracy": 0.5},
     )
-    data = json.loads(json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v
-                                  for k, v in explanation.to_json(2).items()},
-                                 default=lambda a: a.tolist()).replace("NaN", "null"))
+    data = json.loads(json.dumps(json_safe(explanation.to_json(2))))  # as run_experiment writes it
     back = Explanation.from_json(data)
     assert back.tokens == explanation.tokens[:2] and back.summary == {"accuracy": 0.5}
     for got, expected in zip(back.attention + back.importance["gradient"],

@@ -336,15 +336,16 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
                 checked.add(run.name)
         for run in tqdm(todo, desc="reproduce", unit="run"):
             run_dir = inside(root, run.name)
-            done = run_dir / "results.json"
             logger.info("run %s", run.name)
             try:
                 run_experiment(*run_arguments(args, run, run_dir, custom))
             except RunLockedError as err:  # another worker of the grid is running it
                 logger.warning("skipping %s: %s", run.name, err)
                 continue
-            if done.is_file():  # written by the main process only
-                done.write_text(json.dumps({**json.loads(done.read_text()), "command": command}, indent=2) + "\n")
+            if (run_dir / RESULTS_FILE).is_file():  # written by the main process only
+                record = RunRecord.load(run_dir)
+                record.command = command
+                record.save(run_dir)
                 if args.records_dir:
                     record_run(run_dir, inside(Path(args.records_dir), run.name))
 

@@ -31,7 +31,7 @@ def add_auto_model(config: BiLSTMAttentionConfig) -> None:
     """Add `auto_map["AutoModel"]` to `config`: `save_pretrained` writes the saved class's own entry (and
     `AutoConfig`) and keeps the others, so every folder a head model is then saved to (checkpoints, the final run
     folder, an export) also loads its body with `AutoModel.from_pretrained(folder, trust_remote_code=True)`."""
-    config.auto_map = {**(config.auto_map or {}), "AutoModel": AUTO_MODEL_CLASS}
+    config.auto_map = {**(getattr(config, "auto_map", None) or {}), "AutoModel": AUTO_MODEL_CLASS}
 
 __all__ = [
     "AUTO_MODEL_CLASS",
