@@ -46,7 +46,7 @@ from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
 from ..interpret import Explanation
 from ..run_folder import RunLockedError, check_settings, read_settings, run_settings
-from ..runs import EXPLANATION_FILE, RESULTS_FILE, RunRecord
+from ..runs import EXPLANATION_FILE, METRICS_FILE, RESULTS_FILE, TRAINING_ARGS_FILE, RunRecord
 from ..training_args import AdversarialMethod
 from ..word_vectors import word_vectors_dim
 from .comparisons import claim_verdicts, difference_tables, differences
@@ -86,9 +86,7 @@ GRIDS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_EPSILON = 1.0
 # What `--records_dir` keeps of a run folder: enough to aggregate tables, figures, reports and model cards.
-RECORD_FILES = (
-    "results.json", "metrics.json", "training_args.json", "config.json", "explanation.json", "run_settings.json",
-)
+RECORD_FILES = (RESULTS_FILE, METRICS_FILE, TRAINING_ARGS_FILE, "config.json", EXPLANATION_FILE, "run_settings.json")
 
 
 @dataclass
