@@ -240,7 +240,7 @@ def test_results_script_commands_parse(tmp_path, script, results_file, records, 
 
 
 def test_claim_verdicts_follow_the_numbers():
-    from hf_attn_at.cli.reproduce import check_claims
+    from hf_attn_at.cli.aggregate import check_claims
 
     def row(accuracy, pearson=0.0):
         return {"accuracy": (accuracy, 0.01), "pearson": (pearson, 0.02)}
@@ -297,7 +297,7 @@ def test_finished_runs_merge_run_folders_and_records(tmp_path):
 
 
 def test_summary_columns_fit_long_task_labels(capsys):
-    from hf_attn_at.cli.reproduce import print_summary
+    from hf_attn_at.cli.aggregate import print_summary
 
     record = json.loads((REPO_ROOT / "docs" / "runs" / "babi1-1k" / "attention_at-eps1" / "seed1" / "results.json").read_text())
     print_summary([record])
@@ -307,7 +307,7 @@ def test_summary_columns_fit_long_task_labels(capsys):
 
 
 def test_one_class_runs_are_flagged_in_tables():
-    from hf_attn_at.cli.reproduce import markdown_tables, predicts_one_class, summarize
+    from hf_attn_at.cli.aggregate import markdown_tables, predicts_one_class, summarize
     from hf_attn_at.metrics import classification_metrics
 
     labels = np.random.default_rng(0).integers(0, 3, 200)
@@ -333,7 +333,7 @@ def test_one_class_runs_are_flagged_in_tables():
 
 
 def test_table_titles_name_the_babi_size():
-    from hf_attn_at.cli.reproduce import markdown_tables, summarize
+    from hf_attn_at.cli.aggregate import markdown_tables, summarize
 
     records = [json.loads((REPO_ROOT / "docs" / "runs" / task / "vanilla" / "seed1" / "results.json").read_text())
                for task in ("babi1", "babi1-1k", "sst")]
@@ -404,7 +404,7 @@ def test_crafted_records_are_refused_before_anything_is_written(tmp_path, capsys
 
 
 def test_inside_refuses_paths_that_resolve_out_of_their_folder(tmp_path):
-    from hf_attn_at.cli.reproduce import inside
+    from hf_attn_at.cli.aggregate import inside
 
     root = tmp_path / "cards"
     root.mkdir()

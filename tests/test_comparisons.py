@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
+from hf_attn_at.cli.aggregate import run_name
 from hf_attn_at.cli.comparisons import claim_verdicts, difference_tables, differences
-from hf_attn_at.cli.reproduce import run_name
 from hf_attn_at.statistics import paired_bootstrap_ci, seed_difference_ci
 
 

@@ -4,15 +4,9 @@ import json
 
 from testing_utils import SHARED_DATA, require_shared_data
 
+from hf_attn_at.cli.aggregate import run_name, select_epsilon, selected_epsilons, selection_tables
 from hf_attn_at.cli.main import main
-from hf_attn_at.cli.reproduce import (
-    ReproduceArguments,
-    plan_runs,
-    run_name,
-    select_epsilon,
-    selected_epsilons,
-    selection_tables,
-)
+from hf_attn_at.cli.reproduce import ReproduceArguments, plan_runs
 
 
 def fake_result(task, method, epsilon, seed, validation):
@@ -91,7 +85,7 @@ def summary_result(task, method, epsilon, seed, accuracy, pearson):
 
 
 def test_ablation_table_puts_each_methods_main_rows_side_by_side():
-    from hf_attn_at.cli.reproduce import ablation_table
+    from hf_attn_at.cli.aggregate import ablation_table
 
     here = [summary_result("sst", "vanilla", None, s, 0.82 + s / 100, 0.65) for s in (1, 2)]
     here += [summary_result("sst", "attention_at", 0.01, s, 0.83, 0.64) for s in (1, 2)]
