@@ -7,12 +7,14 @@ from testing_utils import SHARED_DATA, require_shared_data
 from hf_attn_at.cli.aggregate import run_name, select_epsilon, selected_epsilons, selection_tables
 from hf_attn_at.cli.main import main
 from hf_attn_at.cli.reproduce import ReproduceArguments, plan_runs
+from hf_attn_at.runs import RunRecord
 
 
 def fake_result(task, method, epsilon, seed, validation):
     metric = "validation_auc" if task == "sst" else "validation_accuracy"
-    return {"task": task, "method": method, "epsilon": epsilon, "seed": seed,
-            "metrics": {"validation": {metric: validation}}, "training_logs": {"adv_perturbation_norm_mean": 2.0}}
+    return RunRecord(task=task, method=method, epsilon=epsilon, lambda_=1.0, seed=seed,
+                     metrics={"validation": {metric: validation}}, agreement={}, agreement_split="test",
+                     training_logs={"adv_perturbation_norm_mean": 2.0})
 
 
 def test_select_epsilon_picks_the_best_validation_run_and_waits_for_all():
@@ -79,9 +81,9 @@ def test_paper_v2_end_to_end(tmp_path):
 
 
 def summary_result(task, method, epsilon, seed, accuracy, pearson):
-    return {"task": task, "method": method, "epsilon": epsilon, "seed": seed, "total_runtime": 60.0,
-            "agreement_split": "test", "agreement": {"agreement_pearson": pearson, "agreement_kendall": pearson / 2},
-            "metrics": {"test": {"test_accuracy": accuracy, "test_f1": accuracy, "test_macro_f1": accuracy}}}
+    return RunRecord(task=task, method=method, epsilon=epsilon, lambda_=1.0, seed=seed, total_runtime=60.0,
+                     agreement_split="test", agreement={"agreement_pearson": pearson, "agreement_kendall": pearson / 2},
+                     metrics={"test": {"test_accuracy": accuracy, "test_f1": accuracy, "test_macro_f1": accuracy}})
 
 
 def test_ablation_table_puts_each_methods_main_rows_side_by_side():

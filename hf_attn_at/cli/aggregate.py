@@ -44,21 +44,21 @@ def inside(root: Path, *names: str) -> Path:
 
 
 def select_epsilon(
-    finished: dict[str, dict], task: str, method: str, epsilons: Sequence[float], seed: int
+    finished: dict[str, RunRecord], task: str, method: str, epsilons: Sequence[float], seed: int
 ) -> tuple[float | None, dict[float, float]]:
     """The ε of `epsilons` whose run of `task`/`method` with `seed` has the best validation metric (AUC for binary
     tasks, accuracy otherwise: the metric that selects the checkpoint; the smaller ε on a tie), and every ε's
     metric; `(None, {...})` until all of them have finished.
 
     Args:
-        finished (`dict[str, dict]`): `results.json` contents of the finished runs by run name (see `run_name`).
+        finished (`dict[str, RunRecord]`): the records of the finished runs by run name (see `run_name`).
     """
     metric = "validation_auc" if task in BINARY_TASKS else "validation_accuracy"
     scores = {}
     for eps in epsilons:
         result = finished.get(run_name(task, method, eps, seed))
         if result is not None:
-            scores[eps] = result["metrics"]["validation"][metric]
+            scores[eps] = result.metrics["validation"][metric]
     if len(scores) < len(epsilons):
         return None, scores
     return max(sorted(scores), key=lambda eps: scores[eps]), scores
@@ -75,15 +75,8 @@ def _fmt(mean: float, std: float) -> str:
     return "n/a" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
 
 
-def split_metric(result: dict, name: str) -> float | None:
-    """The metric `name` of a run's results on its `agreement_split` (the test split), `None` when not measured."""
-    split = result["agreement_split"]
-    return result["metrics"][split].get(f"{split}_{name}")
-
-
-def load_result(run_dir: Path, name: str) -> dict:
-    """A finished run's record (`RunRecord.load`: `results.json` checked, `num_labels` from `config.json`) as the
-    `results.json` object plus `num_labels` (for `predicts_one_class`).
+def load_result(run_dir: Path, name: str) -> RunRecord:
+    """A finished run's record (`RunRecord.load`: `results.json` checked, `num_labels` from `config.json`).
 
     Its `task`, `method`, `epsilon` and `seed` name figures, reports and model cards: a `ValueError` names the file
     unless they give `name`, the run's folder under its root (see `run_name`).
@@ -93,43 +86,43 @@ def load_result(run_dir: Path, name: str) -> dict:
     if recorded != name:
         raise ValueError(f"{run_dir / RESULTS_FILE} records the run {recorded!r} (its task, method, epsilon and seed) "
                          f"but lies in the folder of {name!r}: move the run folder or correct its results.json")
-    return {**record.to_results(), "num_labels": record.num_labels}
+    return record
 
 
-def predicts_one_class(result: dict) -> bool:
+def predicts_one_class(result: RunRecord) -> bool:
     """Whether the run predicted one class for every test example (a collapsed model), told from its metrics.
 
     Predicting only a class whose test share is p > 0 gives accuracy p and macro F1 2p / ((1 + p) n) over the n
     labels; other predictions meet this identity only by coincidence. n is the model's `num_labels`, so a test set
     lacking some label is never flagged.
     """
-    accuracy, macro_f1, n = split_metric(result, "accuracy"), split_metric(result, "macro_f1"), result.get("num_labels")
+    accuracy, macro_f1, n = result.test_metric("accuracy"), result.test_metric("macro_f1"), result.num_labels
     if accuracy is None or macro_f1 is None or not n or not accuracy > 0:
         return False
     return math.isclose(macro_f1, 2 * accuracy / ((1 + accuracy) * n), rel_tol=1e-9)
 
 
-def summarize(results: list[dict]) -> dict[str, dict[tuple[str, float | None], dict[str, Any]]]:
+def summarize(results: list[RunRecord]) -> dict[str, dict[tuple[str, float | None], dict[str, Any]]]:
     """task -> (method, ε) -> mean/std of accuracy, F1, Pearson, Kendall over seeds, the number of seeds that
     predict one class (`predicts_one_class`), and the run time."""
-    groups: dict[str, dict[tuple[str, float | None], list[dict]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[str, dict[tuple[str, float | None], list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        groups[r["task"]][(r["method"], r["epsilon"])].append(r)
+        groups[r.task][(r.method, r.epsilon)].append(r)
     table: dict[str, dict] = {}
     for task, by_method in groups.items():
         table[task] = {}
         for key, rs in by_method.items():
             table[task][key] = {
-                "accuracy": _mean_std([split_metric(r, "accuracy") for r in rs]),
-                "f1": _mean_std([split_metric(r, "f1") for r in rs]),
-                "pearson": _mean_std([r["agreement"]["agreement_pearson"] for r in rs]),
-                "kendall": _mean_std([r["agreement"]["agreement_kendall"] for r in rs]),
-                "grad_norm": _mean_std([(r.get("attention_sensitivity") or {}).get("grad_norm") for r in rs]),
-                "score_range": _mean_std([(r.get("attention_sensitivity") or {}).get("score_range") for r in rs]),
+                "accuracy": _mean_std([r.test_metric("accuracy") for r in rs]),
+                "f1": _mean_std([r.test_metric("f1") for r in rs]),
+                "pearson": _mean_std([r.agreement["agreement_pearson"] for r in rs]),
+                "kendall": _mean_std([r.agreement["agreement_kendall"] for r in rs]),
+                "grad_norm": _mean_std([(r.attention_sensitivity or {}).get("grad_norm") for r in rs]),
+                "score_range": _mean_std([(r.attention_sensitivity or {}).get("score_range") for r in rs]),
                 "seeds": len(rs),
                 "one_class": sum(predicts_one_class(r) for r in rs),
-                "minutes": sum(r["total_runtime"] for r in rs) / 60,
-                "split": rs[0]["agreement_split"],
+                "minutes": sum(r.total_runtime for r in rs) / 60,
+                "split": rs[0].agreement_split,
             }
     return table
 
@@ -139,9 +132,9 @@ def _method_order(key: tuple[str, float | None]) -> tuple[int, float]:
     return ALL_METHODS.index(method), eps or 0.0
 
 
-def _task_title(task: str, results: list[dict]) -> str:
+def _task_title(task: str, results: list[RunRecord]) -> str:
     """`task`, with the size spelled out for a bAbI task's 10k version (labelled `babi1`, next to `babi1-1k`)."""
-    data_args = next((r.get("data_args") or {} for r in results if r["task"] == task), {})
+    data_args = next((r.data_args for r in results if r.task == task), {})
     name, size = data_args.get("task_name"), data_args.get("babi_size")
     if name == task and name in TASKS and "babi_size" in TASKS[name].options:
         return f"{task} (bAbI task {name.removeprefix('babi')}, {size} version)"
@@ -155,14 +148,14 @@ def main_epsilon(task: str, method: str, selected: dict[tuple[str, str], float] 
     return DEFAULT_EPSILON if selected is None else selected.get((task, method))
 
 
-def markdown_tables(table: dict, results: list[dict], selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+def markdown_tables(table: dict, results: list[RunRecord], selected: dict[tuple[str, str], float] | None = None) -> list[str]:
     """Per task: a row per (method, ε) with mean ± std over seeds; with `selected` (ε chosen on validation), only
     vanilla and each method's selected ε (the ε runs are in `selection_tables`)."""
     lines = []
     for task, rows in table.items():
         if selected is not None:
             rows = {k: v for k, v in rows.items() if k[1] == main_epsilon(task, k[0], selected)}
-        commands = sorted({r.get("command", "(not recorded)") for r in results if r["task"] == task})
+        commands = sorted({r.command or "(not recorded)" for r in results if r.task == task})
         binary = task in BINARY_TASKS
         split = next(iter(rows.values()))["split"]
         lines += [f"### {_task_title(task, results)} (test split: `{split}`)", ""]
@@ -244,26 +237,26 @@ def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = No
     return lines
 
 
-def selected_epsilons(results: list[dict], epsilons: Sequence[float]) -> dict[tuple[str, str], float]:
+def selected_epsilons(results: list[RunRecord], epsilons: Sequence[float]) -> dict[tuple[str, str], float]:
     """`(task, method) -> ε` chosen by `select_epsilon` (on each method's lowest seed) for every method of `results`
     whose ε runs have all finished."""
-    finished = {run_name(r["task"], r["method"], r["epsilon"], r["seed"]): r for r in results}
+    finished = {run_name(r.task, r.method, r.epsilon, r.seed): r for r in results}
     selected = {}
-    for task, method in sorted({(r["task"], r["method"]) for r in results if r["method"] != "vanilla"}):
-        seed = min(r["seed"] for r in results if (r["task"], r["method"]) == (task, method))
+    for task, method in sorted({(r.task, r.method) for r in results if r.method != "vanilla"}):
+        seed = min(r.seed for r in results if (r.task, r.method) == (task, method))
         epsilon = select_epsilon(finished, task, method, epsilons, seed)[0]
         if epsilon is not None:
             selected[(task, method)] = epsilon
     return selected
 
 
-def selection_tables(results: list[dict], epsilons: Sequence[float]) -> list[str]:
+def selection_tables(results: list[RunRecord], epsilons: Sequence[float]) -> list[str]:
     """Per task, the validation metric of every method at every ε (lowest seed), the selected ε in bold, and the
     measured mean perturbation norm ‖r‖ of the training logs at that ε."""
-    finished = {run_name(r["task"], r["method"], r["epsilon"], r["seed"]): r for r in results}
+    finished = {run_name(r.task, r.method, r.epsilon, r.seed): r for r in results}
     lines = ["## ε selection (validation split, first seed)", ""]
-    for task in sorted({r["task"] for r in results}):
-        methods = sorted({r["method"] for r in results if r["task"] == task and r["method"] != "vanilla"},
+    for task in sorted({r.task for r in results}):
+        methods = sorted({r.method for r in results if r.task == task and r.method != "vanilla"},
                          key=ALL_METHODS.index)
         if not methods:
             continue
@@ -272,13 +265,13 @@ def selection_tables(results: list[dict], epsilons: Sequence[float]) -> list[str
         lines += ["| method | " + " | ".join(f"ε={e:g}" for e in epsilons) + " | selected ε | measured ‖r‖ |",
                   "|" + "---|" * (len(epsilons) + 3)]
         for method in methods:
-            seed = min(r["seed"] for r in results if (r["task"], r["method"]) == (task, method))
+            seed = min(r.seed for r in results if (r.task, r.method) == (task, method))
             chosen, scores = select_epsilon(finished, task, method, epsilons, seed)
             cells = [("**{:.3f}**" if e == chosen else "{:.3f}").format(scores[e]) if e in scores else "–"
                      for e in epsilons]
             norm = None
             if chosen is not None:
-                norm = (finished[run_name(task, method, chosen, seed)].get("training_logs") or {}).get(
+                norm = (finished[run_name(task, method, chosen, seed)].training_logs or {}).get(
                     "adv_perturbation_norm_mean")
             lines.append(f"| {method} | " + " | ".join(cells) + f" | {'–' if chosen is None else f'{chosen:g}'} | "
                          f"{'–' if norm is None else f'{norm:.3g}'} |")
@@ -286,8 +279,8 @@ def selection_tables(results: list[dict], epsilons: Sequence[float]) -> list[str
     return lines
 
 
-def recorded_results(records_dir: str | Path) -> list[dict]:
-    """The `results.json` contents of every run recorded under `records_dir` (checked by `load_result`)."""
+def recorded_results(records_dir: str | Path) -> list[RunRecord]:
+    """The records of every run recorded under `records_dir` (checked by `load_result`)."""
     root = Path(records_dir)
     if not root.is_dir():
         raise ValueError(f"--ablation_records_dir {root} is not a folder of run records")
@@ -296,7 +289,7 @@ def recorded_results(records_dir: str | Path) -> list[dict]:
 
 
 def ablation_table(
-    results: list[dict], selected: dict[tuple[str, str], float] | None, other: list[dict], other_dir: str | Path,
+    results: list[RunRecord], selected: dict[tuple[str, str], float] | None, other: list[RunRecord], other_dir: str | Path,
     other_selected: dict[tuple[str, str], float] | None = None,
 ) -> list[str]:
     """Per task in both: each method's main row (`main_epsilon`) here next to its main row in `other` (ε selected
@@ -404,7 +397,7 @@ def write_model_cards(
     return written
 
 
-def print_summary(results: list[dict]) -> None:
+def print_summary(results: list[RunRecord]) -> None:
     table = summarize(results)
     width = max([len("task"), *map(len, table)]) + 2
     print(f"{'task':<{width}}{'method':<24}{'ε':>6}{'accuracy':>18}{'F1':>18}{'Pearson r':>18}{'Kendall τ':>18}")

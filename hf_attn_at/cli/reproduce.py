@@ -60,7 +60,6 @@ from .aggregate import (
     select_epsilon,
     selected_epsilons,
     selection_tables,
-    split_metric,
     summarize,
     write_figures,
     write_model_cards,
@@ -186,13 +185,13 @@ class Run:
 
 
 def plan_runs(
-    args: ReproduceArguments, custom: CustomDataArguments | None = None, finished: dict[str, dict] | None = None
+    args: ReproduceArguments, custom: CustomDataArguments | None = None, finished: dict[str, RunRecord] | None = None
 ) -> list[Run]:
     """The grid's runs, seed-major (task, seed, method, ε): a grid stopped early still covers every method.
 
     With custom data the grid has one task, the user's data. A grid with `select_epsilon` (`paper_v2`) runs every ε
     with the first seed only, and the other seeds at the ε that `select_epsilon` picks from the `finished` runs
-    (`results.json` contents by run name); until a method's ε runs have all finished, its other seeds are not planned.
+    (their records by run name); until a method's ε runs have all finished, its other seeds are not planned.
     """
     grid = GRIDS[args.grid]
     is_custom = custom is not None and custom.is_custom
@@ -356,10 +355,10 @@ def _newer(run_dir: Path, record_dir: Path) -> bool:
 
 
 def write_results(
-    args: ReproduceArguments, run_dirs: dict[str, Path], results: list[dict], elapsed: float, command: str
+    args: ReproduceArguments, run_dirs: dict[str, Path], results: list[RunRecord], elapsed: float, command: str
 ) -> Path:
     """RESULTS.md (tables, claims, notes, figures) and the model cards from the finished runs `run_dirs`, whose
-    `results.json` contents are `results`."""
+    records are `results`."""
     table = summarize(results)
     grid = GRIDS[args.grid]
     epsilons = args.epsilons or grid.get("epsilons") or [DEFAULT_EPSILON]
@@ -384,7 +383,7 @@ def write_results(
         lines += selection_tables(results, epsilons)
     intervals = differences(
         results, run_dirs, lambda task, method: main_epsilon(task, method, selected), run_name,
-        lambda result: split_metric(result, "accuracy"),
+        lambda result: result.test_metric("accuracy"),
     )
     lines += difference_tables(intervals)
     lines += claim_verdicts(intervals)
