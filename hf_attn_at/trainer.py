@@ -235,8 +235,14 @@ class AdversarialTrainer(Trainer):
         record (`results.json`, see `hf_attn_at.runs`), else of the model with the latest evaluation's metrics.
 
         `language`, `license`, `model_name`, `finetuned_from` (the base model) and `dataset` (one name) fill the card;
-        `tags`, `tasks`, `dataset_tags` and `dataset_args` are Trainer's own card's and are refused.
+        `tags`, `tasks`, `dataset_tags` and `dataset_args` are Trainer's own card's and are refused. Other models
+        (BERT-family attention AT) get Trainer's card.
         """
+        if not _is_bilstm(self.model):
+            return super().create_model_card(
+                language=language, license=license, tags=tags, model_name=model_name, finetuned_from=finetuned_from,
+                tasks=tasks, dataset_tags=dataset_tags, dataset=dataset, dataset_args=dataset_args,
+            )
         unused = {"tags": tags, "tasks": tasks, "dataset_tags": dataset_tags, "dataset_args": dataset_args}
         given = [name for name, value in unused.items() if value]
         if given:

@@ -175,3 +175,13 @@ def test_finished_run_folder_loads_with_automodel_in_a_fresh_process(tmp_path):
     trainer.create_model_card()
     assert (run / "README.md").read_text() == written
     assert RunRecord.load(run).test_metric("accuracy") is not None
+
+
+def test_other_models_keep_trainers_card(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    args = AdversarialTrainingArguments(output_dir=str(tmp_path / "bert"), use_cpu=True, report_to="none")
+    AdversarialTrainer(model=BertForSequenceClassification(config), args=args).create_model_card(dataset="sst")
+    card = ModelCard.load(tmp_path / "bert" / "README.md")
+    assert card.data.tags == ["generated_from_trainer"]  # Trainer's own card, not a BiLSTM card
