@@ -6,8 +6,9 @@ Importing the package registers the BiLSTM + attention models with the Auto clas
 __version__ = "0.1.0"
 
 from .data import load_task, prepare_task, tokenize_dataset
-from .hub import ModelCardCallback, build_model_card, export_for_hub
+from .hub import export_for_hub
 from .interpret import attention_agreement, explain_model, gradient_importance
+from .model_card import ModelCardCallback, build_model_card
 from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
     BiLSTMAttentionEncoderOutput,

@@ -1,10 +1,10 @@
 """One training run end to end: data → model → `AdversarialTrainer` → test metrics → agreement → saved run folder.
 
 Used by `hf-attn-at train`, `hf-attn-at reproduce` and the README's quick start. A run folder holds the model,
-tokenizer and custom code (`save_pretrained`), `README.md` (model card), `training_args.json`,
-`metrics.json` (flat test metrics + `agreement_*`, the format `hf_attn_at.hub` reads), `results.json` (every
-split's metrics, timings, settings) and `explanation.json` (attention and gradient importance of the first
-test examples, for heat maps). A crashed run resumes from its last checkpoint.
+tokenizer and custom code (`save_pretrained`, with `AutoModel` in `auto_map`), `README.md` (model card), the run's
+record (`results.json`, `training_args.json`, `metrics.json`: `hf_attn_at.runs.RunRecord`) and `explanation.json`
+(attention and gradient importance of the first test examples, for heat maps: `interpret.Explanation`). A crashed
+run resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from transformers.trainer_callback import ExportableState
 
 from .arguments import DataArguments, ModelArguments
 from .data import EVAL_SAMPLE_SEED, hide_labels, load_custom, prepare_dataset, prepare_task, sample_examples
-from .hub import ModelCardCallback, card_from_run_dir
-from .interpret import explain_model
+from .interpret import Explanation, explain_model
 from .interpret.report import json_safe
 from .metrics import compute_metrics
+from .model_card import ModelCardCallback, card_from_record
 from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
     BiLSTMAttentionForAnswerSelection,
@@ -53,6 +53,7 @@ from .run_folder import (
     verify_checkpoint,
     write_settings,
 )
+from .runs import EXPLANATION_FILE, RunRecord
 from .trainer import AdversarialTrainer, describe_optimizer
 from .training_args import AdversarialTrainingArguments
 from .word_vectors import load_word_vectors
@@ -167,9 +168,9 @@ def build_model(
     return model
 
 
-def agreement_metrics(explanation: dict) -> dict[str, float]:
+def agreement_metrics(explanation: Explanation) -> dict[str, float]:
     """`agreement_pearson`, `agreement_pearson_std`, `agreement_kendall`, `agreement_kendall_std` (gradient)."""
-    summary = explanation["summary"]
+    summary = explanation.summary
     return {
         "agreement_pearson": summary["gradient_pearson_mean"],
         "agreement_pearson_std": summary["gradient_pearson_std"],
@@ -245,14 +246,14 @@ def find_resume_checkpoint(
 
 def run_experiment(
     model_args: ModelArguments, data_args: DataArguments, training_args: AdversarialTrainingArguments
-) -> dict[str, Any]:
+) -> RunRecord:
     """Train, evaluate on every test split, measure attention–gradient agreement and save the run folder.
 
     The output folder is checked and locked first (`hf_attn_at.run_folder`): a file, a foreign non-empty folder
     (without `--overwrite_output_dir`), a folder locked by a live process, or a run or checkpoint with other
     settings stops the run with one line; a matching interrupted run resumes from its newest complete checkpoint.
 
-    Returns the content of `results.json`: `metrics` (per split), `agreement`, `train_runtime`, settings.
+    Returns the run's record (`results.json`): `metrics` (per split), `agreement`, `train_runtime`, settings.
     """
     code_version()  # pinned now: the checkout may change while this process trains
     output_dir = Path(training_args.output_dir)
@@ -268,7 +269,7 @@ def _run_locked(
     training_args: AdversarialTrainingArguments,
     output_dir: Path,
     main_process: bool,
-) -> dict[str, Any]:
+) -> RunRecord:
     """`run_experiment` once this process holds the folder's lock (or is not the main process)."""
     settings = run_settings(model_args, data_args, training_args)
     stored = None if training_args.overwrite_output_dir else read_settings(output_dir)
@@ -311,48 +312,35 @@ def _run_locked(
     )
     agreement = agreement_metrics(explanation)
 
-    results = {
-        "task": data_args.dataset_label,
-        "method": training_args.adv_method.value,
-        "epsilon": training_args.adv_epsilon,
-        "lambda": training_args.adv_lambda,
-        "seed": training_args.seed,
-        "labelled_fraction": data_args.labelled_fraction,
-        "word_vectors": getattr(trainer.model.config, "word_vectors", None),
-        "metrics": metrics,
-        "agreement": agreement,
-        "agreement_split": main_split,
-        "attention_sensitivity": {key: explanation["summary"][f"attention_{key}_mean"]
-                                  for key in ("grad_norm", "score_range")},
-        "data_args": asdict(data_args),
-        "num_examples": {split: len(ds) for split, ds in dsd.items()},
-        "train_runtime": train_output.metrics.get("train_runtime"),
-        "total_runtime": clock.elapsed,
-        "training_logs": training_log_summary(trainer.state.log_history),
-        "code_version": code_version(),
-    }
+    args_dict = training_args.to_dict()
+    args_dict["adv_method"] = training_args.adv_method.value
+    args_dict["word_vectors"] = getattr(trainer.model.config, "word_vectors", None)
+    args_dict["optimizer"] = describe_optimizer(trainer.optimizer)
+    record = RunRecord(
+        task=data_args.dataset_label,
+        method=training_args.adv_method.value,
+        epsilon=training_args.adv_epsilon,
+        lambda_=training_args.adv_lambda,
+        seed=training_args.seed,
+        labelled_fraction=data_args.labelled_fraction,
+        word_vectors=args_dict["word_vectors"],
+        metrics=metrics,
+        agreement=agreement,
+        agreement_split=main_split,
+        attention_sensitivity={key: explanation.summary[f"attention_{key}_mean"] for key in ("grad_norm", "score_range")},
+        data_args=asdict(data_args),
+        num_examples={split: len(ds) for split, ds in dsd.items()},
+        train_runtime=train_output.metrics.get("train_runtime"),
+        total_runtime=clock.elapsed,
+        training_logs=training_log_summary(trainer.state.log_history),
+        code_version=code_version(),
+        training_args=json_safe(args_dict),
+        num_labels=trainer.model.config.num_labels,
+    )
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir))
-        args_dict = training_args.to_dict()
-        args_dict["adv_method"] = training_args.adv_method.value
-        args_dict["word_vectors"] = results["word_vectors"]
-        args_dict["optimizer"] = describe_optimizer(trainer.optimizer)
-        (output_dir / "training_args.json").write_text(json.dumps(json_safe(args_dict), indent=2) + "\n")
-        prefix = f"{main_split}_"
-        flat = {k[len(prefix):]: v for k, v in metrics[main_split].items() if k.startswith(prefix)}
-        flat.update(agreement, dataset_name=data_args.dataset_label, dataset_split=main_split)
-        (output_dir / "metrics.json").write_text(json.dumps(json_safe(flat), indent=2) + "\n")
-        keep = range(min(NUM_HEATMAP_EXAMPLES, len(explanation["tokens"])))
-        heat = {
-            "tokens": [explanation["tokens"][i] for i in keep],
-            "attention": [explanation["attention"][i] for i in keep],
-            "importance": {m: [v[i] for i in keep] for m, v in explanation["importance"].items()},
-            "predictions": explanation["predictions"][list(keep)],
-            "labels": explanation["labels"][list(keep)],
-            "pearson": explanation["agreement"]["gradient"]["pearson"],
-            "kendall": explanation["agreement"]["gradient"]["kendall"],
-        }
-        (output_dir / "explanation.json").write_text(json.dumps(json_safe(heat)) + "\n")
-        card_from_run_dir(output_dir, trainer.model).save(output_dir / "README.md")
-        (output_dir / "results.json").write_text(json.dumps(json_safe(results), indent=2) + "\n")
-    return results
+        heat = explanation.to_json(NUM_HEATMAP_EXAMPLES)
+        (output_dir / EXPLANATION_FILE).write_text(json.dumps(json_safe(heat)) + "\n")
+        card_from_record(record, trainer.model).save(output_dir / "README.md")
+        record.save(output_dir)  # results.json last: it marks the run finished
+    return record

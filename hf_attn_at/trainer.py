@@ -25,6 +25,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,9 +35,11 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .integrations.transformer_attention import check_supported, transformer_attention_step
 from .methods import METHODS, AdversarialMethod
+from .model_card import ModelCardCallback, card_from_run_dir
 from .models.bilstm_attention import BiLSTMAttentionConfig
 from .perturbations import DIRECTIONS, DirectionInputs, Perturbation, kl_divergence, scale_by_score_std
 from .run_folder import mark_checkpoint_complete, write_settings
+from .runs import RESULTS_FILE
 from .training_args import AdversarialTrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -205,6 +208,54 @@ class AdversarialTrainer(Trainer):
                 + (f" and {len(bad) - 3} more parameters" if len(bad) > 3 else "")
             )
         super().save_model(output_dir, _internal_call)
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+    ) -> None:
+        """Write our model card (`hf_attn_at.model_card`) as `README.md` into `args.output_dir`, in place of
+        Trainer's generic one (`push_to_hub` calls this): the card of the finished run when the folder holds its
+        record (`results.json`, see `hf_attn_at.runs`), else of the model with the latest evaluation's metrics.
+
+        `language`, `license`, `model_name`, `finetuned_from` (the base model) and `dataset` (one name) fill the card;
+        `tags`, `tasks`, `dataset_tags` and `dataset_args` are Trainer's own card's and are refused. Other models
+        (BERT-family attention AT) get Trainer's card.
+        """
+        if not _is_bilstm(self.model):
+            return super().create_model_card(
+                language=language, license=license, tags=tags, model_name=model_name, finetuned_from=finetuned_from,
+                tasks=tasks, dataset_tags=dataset_tags, dataset=dataset, dataset_args=dataset_args,
+            )
+        unused = {"tags": tags, "tasks": tasks, "dataset_tags": dataset_tags, "dataset_args": dataset_args}
+        given = [name for name, value in unused.items() if value]
+        if given:
+            raise ValueError(f"create_model_card: {given} are not part of hf_attn_at cards; pass language, license, "
+                             "model_name, finetuned_from or dataset")
+        if isinstance(dataset, list):
+            if len(dataset) != 1:
+                raise ValueError(f"create_model_card: `dataset` must name one dataset, got {dataset!r}")
+            dataset = dataset[0]
+        if not self.is_world_process_zero():
+            return
+        options = {"language": language, "license": license, "model_name": model_name, "base_model": finetuned_from}
+        output_dir = Path(self.args.output_dir)
+        if (output_dir / RESULTS_FILE).is_file():
+            card = card_from_run_dir(output_dir, self.model, repo_id=self.args.hub_model_id, dataset_name=dataset,
+                                     **options)
+        else:
+            card = ModelCardCallback(dataset_name=dataset).build_card(
+                self.args, self.state, self.model, self.optimizer, **options
+            )
+        output_dir.mkdir(parents=True, exist_ok=True)
+        card.save(output_dir / "README.md")
 
     def compute_loss(
         self,

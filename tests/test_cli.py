@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data, subproces
 from hf_attn_at.arguments import DataArguments
 from hf_attn_at.cli.main import main
 from hf_attn_at.data import task_label
+from hf_attn_at.runs import RunRecord
 
 TINY_MODEL = ["--embedding_size", "16", "--hidden_size", "8", "--attention_hidden_size", "8"]
 LOCAL = ["--data_source", "local", "--data_dir", str(SHARED_DATA)]
@@ -240,7 +242,7 @@ def test_results_script_commands_parse(tmp_path, script, results_file, records, 
 
 
 def test_claim_verdicts_follow_the_numbers():
-    from hf_attn_at.cli.reproduce import check_claims
+    from hf_attn_at.cli.aggregate import check_claims
 
     def row(accuracy, pearson=0.0):
         return {"accuracy": (accuracy, 0.01), "pearson": (pearson, 0.02)}
@@ -297,17 +299,16 @@ def test_finished_runs_merge_run_folders_and_records(tmp_path):
 
 
 def test_summary_columns_fit_long_task_labels(capsys):
-    from hf_attn_at.cli.reproduce import print_summary
+    from hf_attn_at.cli.aggregate import print_summary
 
-    record = json.loads((REPO_ROOT / "docs" / "runs" / "babi1-1k" / "attention_at-eps1" / "seed1" / "results.json").read_text())
-    print_summary([record])
+    print_summary([RunRecord.load(REPO_ROOT / "docs" / "runs" / "babi1-1k" / "attention_at-eps1" / "seed1")])
     header, row = capsys.readouterr().out.splitlines()
     assert header.split()[:2] == ["task", "method"]
     assert row.split()[:3] == ["babi1-1k", "attention_at", "1"]
 
 
 def test_one_class_runs_are_flagged_in_tables():
-    from hf_attn_at.cli.reproduce import markdown_tables, predicts_one_class, summarize
+    from hf_attn_at.cli.aggregate import markdown_tables, predicts_one_class, summarize
     from hf_attn_at.metrics import classification_metrics
 
     labels = np.random.default_rng(0).integers(0, 3, 200)
@@ -315,16 +316,16 @@ def test_one_class_runs_are_flagged_in_tables():
     def result(predictions, seed):
         logits = np.eye(3)[predictions]
         metrics = {f"test_{k}": v for k, v in classification_metrics(logits, labels).items()}
-        return {"task": "snli", "method": "word_at", "epsilon": 1.0, "seed": seed, "num_labels": 3,
-                "agreement_split": "test", "metrics": {"test": metrics}, "total_runtime": 60.0,
-                "agreement": {"agreement_pearson": 0.9, "agreement_kendall": 0.6}}
+        return RunRecord(task="snli", method="word_at", epsilon=1.0, lambda_=1.0, seed=seed, num_labels=3,
+                         agreement_split="test", metrics={"test": metrics}, total_runtime=60.0,
+                         agreement={"agreement_pearson": 0.9, "agreement_kendall": 0.6})
 
     one_class = result(np.full(200, 1), 1)
     almost = result(np.r_[np.full(199, 1), [2]], 2)
     wrong_everywhere = result((labels + 1) % 3, 3)
     assert predicts_one_class(one_class)
     assert not predicts_one_class(almost) and not predicts_one_class(wrong_everywhere)
-    assert not predicts_one_class({**one_class, "num_labels": None})
+    assert not predicts_one_class(replace(one_class, num_labels=None))
 
     results = [one_class, almost, wrong_everywhere]
     text = "\n".join(markdown_tables(summarize(results), results))
@@ -333,10 +334,9 @@ def test_one_class_runs_are_flagged_in_tables():
 
 
 def test_table_titles_name_the_babi_size():
-    from hf_attn_at.cli.reproduce import markdown_tables, summarize
+    from hf_attn_at.cli.aggregate import markdown_tables, summarize
 
-    records = [json.loads((REPO_ROOT / "docs" / "runs" / task / "vanilla" / "seed1" / "results.json").read_text())
-               for task in ("babi1", "babi1-1k", "sst")]
+    records = [RunRecord.load(REPO_ROOT / "docs" / "runs" / task / "vanilla" / "seed1") for task in ("babi1", "babi1-1k", "sst")]
     titles = [line for line in markdown_tables(summarize(records), records) if line.startswith("### ")]
     assert titles == ["### babi1 (bAbI task 1, 10k version) (test split: `test`)",
                       "### babi1-1k (test split: `test`)", "### sst (test split: `test`)"]
@@ -404,7 +404,7 @@ def test_crafted_records_are_refused_before_anything_is_written(tmp_path, capsys
 
 
 def test_inside_refuses_paths_that_resolve_out_of_their_folder(tmp_path):
-    from hf_attn_at.cli.reproduce import inside
+    from hf_attn_at.cli.aggregate import inside
 
     root = tmp_path / "cards"
     root.mkdir()

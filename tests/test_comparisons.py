@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 
+from hf_attn_at.cli.aggregate import run_name
 from hf_attn_at.cli.comparisons import claim_verdicts, difference_tables, differences
-from hf_attn_at.cli.reproduce import run_name
+from hf_attn_at.runs import RunRecord
 from hf_attn_at.statistics import paired_bootstrap_ci, seed_difference_ci
 
 
@@ -14,7 +15,8 @@ def write_run(root, task, method, epsilon, seed, accuracy, pearson):
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "explanation.json").write_text(json.dumps({"pearson": [None if np.isnan(v) else v for v in pearson]}))
-    result = {"task": task, "method": method, "epsilon": epsilon, "seed": seed, "accuracy": accuracy}
+    result = RunRecord(task=task, method=method, epsilon=epsilon, lambda_=1.0, seed=seed, agreement={},
+                       agreement_split="test", metrics={"test": {"test_accuracy": accuracy}})
     return name, folder, result
 
 
@@ -36,7 +38,7 @@ def test_differences_pair_seeds_and_decide_the_claims(tmp_path):
             run_dirs[name] = folder
             results.append(result)
     main = {"attention_at": 0.1, "attention_iat": 1.0, "word_at": 1.0}
-    table = differences(results, run_dirs, lambda task, method: main.get(method), run_name, lambda r: r["accuracy"])
+    table = differences(results, run_dirs, lambda task, method: main.get(method), run_name, lambda r: r.test_metric("accuracy"))
     at = table["sst"]["attention_at"]
     assert at["accuracy"] == seed_difference_ci(runs["attention_at"][1], runs["vanilla"][1])
     assert at["pearson"] == paired_bootstrap_ci(list(runs["attention_at"][2]), list(base))

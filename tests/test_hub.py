@@ -17,15 +17,8 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData, RepoUrl
 from transformers import Trainer, TrainingArguments
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
-from hf_attn_at.hub import (
-    CODE_FILES,
-    ModelCardCallback,
-    build_model_card,
-    export_for_hub,
-    main,
-    push_to_hub,
-    write_model_cards,
-)
+from hf_attn_at.hub import CODE_FILES, export_for_hub, main, push_to_hub
+from hf_attn_at.model_card import ModelCardCallback, build_model_card, write_model_cards
 
 TEXTS = ["a gripping , funny film .", "a dull and boring film", "great acting in 1999 !", "bad"]
 EXPORTED_FILES = {

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification
-from hf_attn_at.cli.reproduce import ALL_METHODS, PAPER_METHODS
-from hf_attn_at.hub import METHODS as CARD_METHODS
-from hf_attn_at.hub import build_model_card
+from hf_attn_at.cli.aggregate import ALL_METHODS, PAPER_METHODS
+from hf_attn_at.model_card import METHODS as CARD_METHODS
+from hf_attn_at.model_card import build_model_card
 from hf_attn_at.perturbations import attention_iat_released_perturbation, gradient_perturbation
 from hf_attn_at.trainer import AdversarialTrainer
 from hf_attn_at.training_args import AdversarialMethod, AdversarialTrainingArguments

@@ -4,21 +4,17 @@ import json
 
 from testing_utils import SHARED_DATA, require_shared_data
 
+from hf_attn_at.cli.aggregate import run_name, select_epsilon, selected_epsilons, selection_tables
 from hf_attn_at.cli.main import main
-from hf_attn_at.cli.reproduce import (
-    ReproduceArguments,
-    plan_runs,
-    run_name,
-    select_epsilon,
-    selected_epsilons,
-    selection_tables,
-)
+from hf_attn_at.cli.reproduce import ReproduceArguments, plan_runs
+from hf_attn_at.runs import RunRecord
 
 
 def fake_result(task, method, epsilon, seed, validation):
     metric = "validation_auc" if task == "sst" else "validation_accuracy"
-    return {"task": task, "method": method, "epsilon": epsilon, "seed": seed,
-            "metrics": {"validation": {metric: validation}}, "training_logs": {"adv_perturbation_norm_mean": 2.0}}
+    return RunRecord(task=task, method=method, epsilon=epsilon, lambda_=1.0, seed=seed,
+                     metrics={"validation": {metric: validation}}, agreement={}, agreement_split="test",
+                     training_logs={"adv_perturbation_norm_mean": 2.0})
 
 
 def test_select_epsilon_picks_the_best_validation_run_and_waits_for_all():
@@ -85,13 +81,13 @@ def test_paper_v2_end_to_end(tmp_path):
 
 
 def summary_result(task, method, epsilon, seed, accuracy, pearson):
-    return {"task": task, "method": method, "epsilon": epsilon, "seed": seed, "total_runtime": 60.0,
-            "agreement_split": "test", "agreement": {"agreement_pearson": pearson, "agreement_kendall": pearson / 2},
-            "metrics": {"test": {"test_accuracy": accuracy, "test_f1": accuracy, "test_macro_f1": accuracy}}}
+    return RunRecord(task=task, method=method, epsilon=epsilon, lambda_=1.0, seed=seed, total_runtime=60.0,
+                     agreement_split="test", agreement={"agreement_pearson": pearson, "agreement_kendall": pearson / 2},
+                     metrics={"test": {"test_accuracy": accuracy, "test_f1": accuracy, "test_macro_f1": accuracy}})
 
 
 def test_ablation_table_puts_each_methods_main_rows_side_by_side():
-    from hf_attn_at.cli.reproduce import ablation_table
+    from hf_attn_at.cli.aggregate import ablation_table
 
     here = [summary_result("sst", "vanilla", None, s, 0.82 + s / 100, 0.65) for s in (1, 2)]
     here += [summary_result("sst", "attention_at", 0.01, s, 0.83, 0.64) for s in (1, 2)]

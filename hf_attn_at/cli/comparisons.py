@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runs import RunRecord
 from ..statistics import (
     Interval,
     format_interval,
@@ -34,33 +35,33 @@ def per_example_pearson(run_dir: Path) -> np.ndarray:
 
 
 def differences(
-    results: list[dict], run_dirs: dict[str, Path], main_epsilon: Callable[[str, str], float | None],
-    run_name: Callable[[str, str, float | None, int], str], accuracy: Callable[[dict], float | None],
+    results: list[RunRecord], run_dirs: dict[str, Path], main_epsilon: Callable[[str, str], float | None],
+    run_name: Callable[[str, str, float | None, int], str], accuracy: Callable[[RunRecord], float | None],
 ) -> dict[str, dict[str, dict[str, Interval]]]:
     """task -> method -> {"accuracy": Interval, "pearson": Interval} of the method's main row minus vanilla.
 
     Args:
-        results: `results.json` contents of the finished runs.
+        results: the records of the finished runs (`hf_attn_at.runs.RunRecord`).
         run_dirs: their folders (or records) by run name.
         main_epsilon: `(task, method) -> ε` of the method's main row.
         run_name: `(task, method, ε, seed) -> name`.
         accuracy: a result's test accuracy.
     """
     table: dict[str, dict[str, dict[str, Interval]]] = {}
-    for task in sorted({r["task"] for r in results}):
-        vanilla = sorted((r for r in results if r["task"] == task and r["method"] == "vanilla"), key=lambda r: r["seed"])
+    for task in sorted({r.task for r in results}):
+        vanilla = sorted((r for r in results if r.task == task and r.method == "vanilla"), key=lambda r: r.seed)
         if not vanilla:
             continue
         table[task] = {}
-        methods = sorted({r["method"] for r in results if r["task"] == task and r["method"] != "vanilla"})
+        methods = sorted({r.method for r in results if r.task == task and r.method != "vanilla"})
         for method in methods:
             epsilon = main_epsilon(task, method)
-            runs = sorted((r for r in results if (r["task"], r["method"], r["epsilon"]) == (task, method, epsilon)),
-                          key=lambda r: r["seed"])
+            runs = sorted((r for r in results if (r.task, r.method, r.epsilon) == (task, method, epsilon)),
+                          key=lambda r: r.seed)
             if not runs:
                 continue
-            pearson = [per_example_pearson(run_dirs[run_name(task, method, epsilon, r["seed"])]) for r in runs]
-            baseline = [per_example_pearson(run_dirs[run_name(task, "vanilla", None, r["seed"])]) for r in vanilla]
+            pearson = [per_example_pearson(run_dirs[run_name(task, method, epsilon, r.seed)]) for r in runs]
+            baseline = [per_example_pearson(run_dirs[run_name(task, "vanilla", None, r.seed)]) for r in vanilla]
             table[task][method] = {
                 "accuracy": seed_difference_ci([accuracy(r) for r in runs], [accuracy(r) for r in vanilla]),
                 "pearson": paired_bootstrap_ci(pearson, baseline),

@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..experiment import run_experiment
 
     model_args, data_args, training_args = make_parser().parse_args_into_dataclasses(args=list(argv or []))
-    results = run_experiment(model_args, data_args, training_args)
-    print(json.dumps({"metrics": results["metrics"], "agreement": results["agreement"]}, indent=2))
+    record = run_experiment(model_args, data_args, training_args)
+    print(json.dumps({"metrics": record.metrics, "agreement": record.agreement}, indent=2))
     print(f"saved to {training_args.output_dir}")
     return 0

@@ -5,7 +5,7 @@ imported inside the functions that need them.
 """
 
 from .agreement import attention_agreement, summarize
-from .evaluate import explain_model
+from .evaluate import Explanation, explain_model
 from .importance import (
     IMPORTANCE_METHODS,
     gradient_importance,
@@ -24,6 +24,7 @@ from .transformer import (
 )
 
 __all__ = [
+    "Explanation",
     "IMPORTANCE_METHODS",
     "attention_agreement",
     "attention_rollout",

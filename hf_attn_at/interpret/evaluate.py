@@ -4,16 +4,83 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers.utils import ModelOutput
 
-from .agreement import attention_agreement
+from .agreement import attention_agreement, summarize
 from .importance import IMPORTANCE_METHODS
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Explanation(ModelOutput):
+    """What `explain_model` measured over `num_examples` examples (fields also read as keys: `result["summary"]`).
+
+    Args:
+        tokens (`list[list[str]]`): per example, the `n_i` attended tokens.
+        attention (`list[np.ndarray]`): per example, the attention weights, shape `(n_i,)`.
+        importance (`dict[str, list[np.ndarray]]`): method -> per example, the token importance, shape `(n_i,)`.
+        predictions (`np.ndarray` of shape `(num_examples,)`): the predicted classes.
+        labels (`np.ndarray` of shape `(num_examples,)`): the gold labels, -1 when absent.
+        agreement (`dict[str, dict]`): method -> `attention_agreement` of attention and that importance (per-example
+            `pearson`, `kendall` of shape `(num_examples,)` and their `*_summary`).
+        summary (`dict[str, float | None]`): accuracy, `num_examples`, `max_tokens`, `num_truncated`, the means of
+            `attention_sensitivity` (`attention_grad_norm_mean`, `attention_score_range_mean`) and mean/std/number
+            of nan of each correlation per method (`gradient_pearson_mean`, ...).
+    """
+
+    tokens: list[list[str]] | None = None
+    attention: list[np.ndarray] | None = None
+    importance: dict[str, list[np.ndarray]] | None = None
+    predictions: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    agreement: dict[str, dict] | None = None
+    summary: dict[str, Any] | None = None
+
+    def to_json(self, num_examples: int | None = None) -> dict[str, Any]:
+        """The `explanation.json` object of the first `num_examples` examples (all with `None`): `tokens`,
+        `attention`, `importance`, `predictions`, `labels`, the per-example gradient `pearson` and `kendall`, and
+        the `summary` of all examples. NumPy values stay as they are (see `interpret.report.json_safe`)."""
+        if "gradient" not in self.agreement:
+            raise ValueError(f"explanation.json records the gradient agreement: explain with methods including "
+                             f"'gradient', got {list(self.agreement)}")
+        keep = slice(num_examples)
+        gradient = self.agreement["gradient"]
+        return {
+            "tokens": self.tokens[keep],
+            "attention": self.attention[keep],
+            "importance": {method: values[keep] for method, values in self.importance.items()},
+            "predictions": self.predictions[keep],
+            "labels": self.labels[keep],
+            "pearson": gradient["pearson"][keep],
+            "kendall": gradient["kendall"][keep],
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Explanation:
+        """The explanation that `to_json` wrote (null correlations read as nan); `summary` is empty for files written
+        before it was recorded."""
+        agreement = {}
+        for measure in ("pearson", "kendall"):
+            values = np.array([np.nan if v is None else v for v in data[measure]], dtype=float)
+            agreement[measure], agreement[f"{measure}_summary"] = values, summarize(values)
+        return cls(
+            tokens=data["tokens"],
+            attention=[np.asarray(a) for a in data["attention"]],
+            importance={m: [np.asarray(v) for v in vs] for m, vs in data["importance"].items()},
+            predictions=np.asarray(data["predictions"]),
+            labels=np.asarray(data["labels"]),
+            agreement={"gradient": agreement},
+            summary=data.get("summary") or {},
+        )
 
 
 def _collate(rows: dict[str, list], pad_token_id: int) -> dict[str, torch.Tensor]:
@@ -97,7 +164,7 @@ def explain_model(
     label_column: str = "label",
     show_progress: bool = True,
     max_tokens: int | None = None,
-) -> dict:
+) -> Explanation:
     """Attention, importance and attention-importance agreement for every example of `dataset`.
 
     Batches are formed from examples of similar length (results come back in dataset order).
@@ -116,12 +183,7 @@ def explain_model(
             with a warning saying how many were cut (`None`: no cap).
 
     Returns:
-        A dict: `tokens` (per example, the attended tokens), `attention` and `importance[method]` (per
-        example, 1-D float arrays over those tokens), `predictions`, `labels` (int arrays of shape
-        `(num_examples,)`, labels -1 when absent), `agreement[method]` (see `attention_agreement`),
-        and `summary` (plain numbers: accuracy, `num_examples`, `max_tokens`, `num_truncated`, the means of
-        `attention_sensitivity` as `attention_grad_norm_mean` and `attention_score_range_mean`, and mean/std of
-        each correlation per method).
+        An `Explanation` (`tokens`, `attention`, `importance`, `predictions`, `labels`, `agreement`, `summary`).
     """
     unknown = [m for m in methods if m not in IMPORTANCE_METHODS]
     if unknown or not methods:
@@ -194,12 +256,7 @@ def explain_model(
             summary[f"{m}_{measure}_std"] = stats["std"]
             summary[f"{m}_{measure}_num_nan"] = stats["num_nan"]
     logger.info("explained %d examples: %s", num_examples, summary)
-    return {
-        "tokens": tokens,
-        "attention": attention,
-        "importance": importance,
-        "predictions": predictions,
-        "labels": labels,
-        "agreement": agreement,
-        "summary": summary,
-    }
+    return Explanation(
+        tokens=tokens, attention=attention, importance=importance, predictions=predictions, labels=labels,
+        agreement=agreement, summary=summary,
+    )

@@ -24,8 +24,17 @@ BiLSTMAttentionConfig.register_for_auto_class()
 BiLSTMAttentionModel.register_for_auto_class("AutoModel")
 BiLSTMAttentionForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 BiLSTMAttentionForAnswerSelection.register_for_auto_class("AutoModelForSequenceClassification")
+AUTO_MODEL_CLASS = "modeling_bilstm_attention.BiLSTMAttentionModel"
+
+
+def add_auto_model(config: BiLSTMAttentionConfig) -> None:
+    """Add `auto_map["AutoModel"]` to `config`: `save_pretrained` writes the saved class's own entry (and
+    `AutoConfig`) and keeps the others, so every folder a head model is then saved to (checkpoints, the final run
+    folder, an export) also loads its body with `AutoModel.from_pretrained(folder, trust_remote_code=True)`."""
+    config.auto_map = {**(getattr(config, "auto_map", None) or {}), "AutoModel": AUTO_MODEL_CLASS}
 
 __all__ = [
+    "AUTO_MODEL_CLASS",
     "BiLSTMAttentionConfig",
     "BiLSTMAttentionEncoderOutput",
     "BiLSTMAttentionForAnswerSelection",
@@ -34,4 +43,5 @@ __all__ = [
     "BiLSTMAttentionModelOutput",
     "BiLSTMAttentionPreTrainedModel",
     "BiLSTMAttentionSequenceClassifierOutput",
+    "add_auto_model",
 ]

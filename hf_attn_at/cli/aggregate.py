@@ -1,0 +1,410 @@
+"""Aggregation of finished runs for `hf-attn-at reproduce`: their records read back, tables, ε selection, the
+paper's claims, figures and heat-map reports, and generated model cards.
+
+Every finished run is read through its record (`hf_attn_at.runs.RunRecord`, checked by `load_result`); a run lies
+under its root as `<task>/<method>[-eps<ε>]/seed<seed>` (`run_name`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import TASKS
+from ..interpret import Explanation
+from ..methods import METHODS
+from ..runs import EXPLANATION_FILE, RESULTS_FILE, RunRecord
+
+BINARY_TASKS = ("sst", "imdb", "20news", "agnews")
+ALL_METHODS = tuple(METHODS)
+# Kitada & Iyatomi 2021's six (not the diagnostic attention_iat_released).
+PAPER_METHODS = tuple(name for name, spec in METHODS.items() if not (spec.virtual or spec.diagnostic))
+# The ε of a method's main row in grids that do not select it.
+DEFAULT_EPSILON = 1.0
+
+def run_name(task: str, method: str, epsilon: float | None, seed: int) -> str:
+    """`<task>/<method>[-eps<ε>]/seed<seed>`: where a run lies under `OUTPUT_DIR/runs` and `--records_dir`."""
+    eps = "" if epsilon is None else f"-eps{epsilon:g}"
+    return f"{task}/{method}{eps}/seed{seed}"
+
+
+def inside(root: Path, *names: str) -> Path:
+    """`root / names`, or a `ValueError` when that path resolves outside `root` (through `..` or a symbolic link)."""
+    path = root.joinpath(*names)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"refusing to write {path}: it resolves to {path.resolve()}, outside {root}")
+    return path
+
+
+def select_epsilon(
+    finished: dict[str, RunRecord], task: str, method: str, epsilons: Sequence[float], seed: int
+) -> tuple[float | None, dict[float, float]]:
+    """The ε of `epsilons` whose run of `task`/`method` with `seed` has the best validation metric (AUC for binary
+    tasks, accuracy otherwise: the metric that selects the checkpoint; the smaller ε on a tie), and every ε's
+    metric; `(None, {...})` until all of them have finished.
+
+    Args:
+        finished (`dict[str, RunRecord]`): the records of the finished runs by run name (see `run_name`).
+    """
+    metric = "validation_auc" if task in BINARY_TASKS else "validation_accuracy"
+    scores = {}
+    for eps in epsilons:
+        result = finished.get(run_name(task, method, eps, seed))
+        if result is not None:
+            scores[eps] = result.metrics["validation"][metric]
+    if len(scores) < len(epsilons):
+        return None, scores
+    return max(sorted(scores), key=lambda eps: scores[eps]), scores
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _fmt(mean: float, std: float) -> str:
+    return "n/a" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
+
+
+def load_result(run_dir: Path, name: str) -> RunRecord:
+    """A finished run's record (`RunRecord.load`: `results.json` checked, `num_labels` from `config.json`).
+
+    Its `task`, `method`, `epsilon` and `seed` name figures, reports and model cards: a `ValueError` names the file
+    unless they give `name`, the run's folder under its root (see `run_name`).
+    """
+    record = RunRecord.load(run_dir)
+    recorded = run_name(record.task, record.method, record.epsilon, record.seed)
+    if recorded != name:
+        raise ValueError(f"{run_dir / RESULTS_FILE} records the run {recorded!r} (its task, method, epsilon and seed) "
+                         f"but lies in the folder of {name!r}: move the run folder or correct its results.json")
+    return record
+
+
+def predicts_one_class(result: RunRecord) -> bool:
+    """Whether the run predicted one class for every test example (a collapsed model), told from its metrics.
+
+    Predicting only a class whose test share is p > 0 gives accuracy p and macro F1 2p / ((1 + p) n) over the n
+    labels; other predictions meet this identity only by coincidence. n is the model's `num_labels`, so a test set
+    lacking some label is never flagged.
+    """
+    accuracy, macro_f1, n = result.test_metric("accuracy"), result.test_metric("macro_f1"), result.num_labels
+    if accuracy is None or macro_f1 is None or not n or not accuracy > 0:
+        return False
+    return math.isclose(macro_f1, 2 * accuracy / ((1 + accuracy) * n), rel_tol=1e-9)
+
+
+def summarize(results: list[RunRecord]) -> dict[str, dict[tuple[str, float | None], dict[str, Any]]]:
+    """task -> (method, ε) -> mean/std of accuracy, F1, Pearson, Kendall over seeds, the number of seeds that
+    predict one class (`predicts_one_class`), and the run time."""
+    groups: dict[str, dict[tuple[str, float | None], list[RunRecord]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        groups[r.task][(r.method, r.epsilon)].append(r)
+    table: dict[str, dict] = {}
+    for task, by_method in groups.items():
+        table[task] = {}
+        for key, rs in by_method.items():
+            table[task][key] = {
+                "accuracy": _mean_std([r.test_metric("accuracy") for r in rs]),
+                "f1": _mean_std([r.test_metric("f1") for r in rs]),
+                "pearson": _mean_std([r.agreement["agreement_pearson"] for r in rs]),
+                "kendall": _mean_std([r.agreement["agreement_kendall"] for r in rs]),
+                "grad_norm": _mean_std([(r.attention_sensitivity or {}).get("grad_norm") for r in rs]),
+                "score_range": _mean_std([(r.attention_sensitivity or {}).get("score_range") for r in rs]),
+                "seeds": len(rs),
+                "one_class": sum(predicts_one_class(r) for r in rs),
+                "minutes": sum(r.total_runtime for r in rs) / 60,
+                "split": rs[0].agreement_split,
+            }
+    return table
+
+
+def _method_order(key: tuple[str, float | None]) -> tuple[int, float]:
+    method, eps = key
+    return ALL_METHODS.index(method), eps or 0.0
+
+
+def _task_title(task: str, results: list[RunRecord]) -> str:
+    """`task`, with the size spelled out for a bAbI task's 10k version (labelled `babi1`, next to `babi1-1k`)."""
+    data_args = next((r.data_args for r in results if r.task == task), {})
+    name, size = data_args.get("task_name"), data_args.get("babi_size")
+    if name == task and name in TASKS and "babi_size" in TASKS[name].options:
+        return f"{task} (bAbI task {name.removeprefix('babi')}, {size} version)"
+    return task
+
+
+def main_epsilon(task: str, method: str, selected: dict[tuple[str, str], float] | None) -> float | None:
+    """The ε of a method's main row: the selected one (`select_epsilon` grids), else `DEFAULT_EPSILON`."""
+    if method == "vanilla":
+        return None
+    return DEFAULT_EPSILON if selected is None else selected.get((task, method))
+
+
+def markdown_tables(table: dict, results: list[RunRecord], selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+    """Per task: a row per (method, ε) with mean ± std over seeds; with `selected` (ε chosen on validation), only
+    vanilla and each method's selected ε (the ε runs are in `selection_tables`)."""
+    lines = []
+    for task, rows in table.items():
+        if selected is not None:
+            rows = {k: v for k, v in rows.items() if k[1] == main_epsilon(task, k[0], selected)}
+        commands = sorted({r.command or "(not recorded)" for r in results if r.task == task})
+        binary = task in BINARY_TASKS
+        split = next(iter(rows.values()))["split"]
+        lines += [f"### {_task_title(task, results)} (test split: `{split}`)", ""]
+        # Attention sensitivity (recorded by runs since 2026-12-04): mean over the seeds that recorded it.
+        sensitivity = any(not math.isnan(row["grad_norm"][0]) for row in rows.values())
+        head = ("| method | ε | accuracy | " + ("F1 | " if binary else "") + "Pearson r | Kendall τ | "
+                + ("‖∂L/∂ã‖ | score range | " if sensitivity else "") + "seeds | minutes |")
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for key in sorted(rows, key=_method_order):
+            row = rows[key]
+            eps = "–" if key[1] is None else f"{key[1]:g}"
+            f1 = f"{_fmt(*row['f1'])} | " if binary else ""
+            extra = f"{_fmt(*row['grad_norm'])} | {_fmt(*row['score_range'])} | " if sensitivity else ""
+            method, seeds = (f"{key[0]} †", f"{row['seeds']} ({row['one_class']} †)") if row["one_class"] else (key[0], row["seeds"])
+            lines.append(
+                f"| {method} | {eps} | {_fmt(*row['accuracy'])} | {f1}{_fmt(*row['pearson'])} | "
+                f"{_fmt(*row['kendall'])} | {extra}{seeds} | {row['minutes']:.1f} |"
+            )
+        if any(row["one_class"] for row in rows.values()):
+            lines += ["", "† (n †): n seeds predict one class for every test example (accuracy = that class's share); "
+                          "the agreement of such a collapsed model says nothing about a working one."]
+        lines += ["", "Produced by:", "", "```", *commands, "```", ""]
+    return lines
+
+
+def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+    """The paper's three claims, judged from the numbers (held / not held / mixed / not tested), on each method's
+    main row (`main_epsilon`)."""
+    lines = ["## The paper's claims against our numbers", ""]
+    # Claim 1: AT/iAT give the best prediction performance.
+    verdicts = []
+    for task, rows in table.items():
+        default = {k: v for k, v in rows.items()
+                   if k[0] in PAPER_METHODS and k[1] == main_epsilon(task, k[0], selected)}  # no diagnostic rows
+        methods = {k[0] for k in default}
+        if len(methods) < 2:
+            continue
+        top = max(v["accuracy"][0] for v in default.values())
+        best = sorted(k[0] for k in default if default[k]["accuracy"][0] == top)
+        missing = [m for m in PAPER_METHODS if m not in methods]
+        detail = " = ".join(best) + (f" ({', '.join(missing)} not run)" if missing else "")
+        verdicts.append((task, bool({"attention_at", "attention_iat"} & set(best)), detail))
+    lines.append(_claim(
+        "1. Attention AT/iAT give the best prediction performance",
+        verdicts, lambda t, ok, detail: f"{t}: best accuracy by {detail}",
+    ))
+    # Claim 2: AT/iAT attention agrees more with gradient importance than vanilla (iAT the most).
+    verdicts = []
+    for task, rows in table.items():
+        vanilla = rows.get(("vanilla", None))
+        ours = {k: v for k, v in rows.items()
+                if k[0] in ("attention_at", "attention_iat") and k[1] == main_epsilon(task, k[0], selected)}
+        if vanilla is None or not ours:
+            continue
+        ok = all(v["pearson"][0] > vanilla["pearson"][0] for v in ours.values())
+        detail = ", ".join(f"{k[0]} {_fmt(*v['pearson'])}" for k, v in sorted(ours.items(), key=lambda kv: _method_order(kv[0])))
+        verdicts.append((task, ok, f"vanilla {_fmt(*vanilla['pearson'])} vs {detail}"))
+    lines.append(_claim(
+        "2. Attention AT/iAT correlate more with gradient importance than vanilla (Pearson r)",
+        verdicts, lambda t, ok, detail: f"{t}: {detail}",
+    ))
+    # Claim 3: attention AT/iAT less sensitive to ε than word AT (spread of accuracy over the ε grid).
+    verdicts = []
+    for task, rows in table.items():
+        spread = {}
+        for method in ("attention_at", "attention_iat", "word_at"):
+            accs = [v["accuracy"][0] for k, v in rows.items() if k[0] == method and k[1] is not None]
+            if len(accs) >= 3:
+                spread[method] = max(accs) - min(accs)
+        if "word_at" not in spread or len(spread) < 2:
+            continue
+        ok = all(spread[m] < spread["word_at"] for m in spread if m != "word_at")
+        detail = ", ".join(f"{m} {s:.3f}" for m, s in spread.items())
+        verdicts.append((task, ok, f"accuracy range over ε: {detail}"))
+    lines.append(_claim(
+        "3. Attention AT/iAT are less sensitive to ε than word AT",
+        verdicts, lambda t, ok, detail: f"{t}: {detail}",
+    ))
+    return lines
+
+
+def selected_epsilons(results: list[RunRecord], epsilons: Sequence[float]) -> dict[tuple[str, str], float]:
+    """`(task, method) -> ε` chosen by `select_epsilon` (on each method's lowest seed) for every method of `results`
+    whose ε runs have all finished."""
+    finished = {run_name(r.task, r.method, r.epsilon, r.seed): r for r in results}
+    selected = {}
+    for task, method in sorted({(r.task, r.method) for r in results if r.method != "vanilla"}):
+        seed = min(r.seed for r in results if (r.task, r.method) == (task, method))
+        epsilon = select_epsilon(finished, task, method, epsilons, seed)[0]
+        if epsilon is not None:
+            selected[(task, method)] = epsilon
+    return selected
+
+
+def selection_tables(results: list[RunRecord], epsilons: Sequence[float]) -> list[str]:
+    """Per task, the validation metric of every method at every ε (lowest seed), the selected ε in bold, and the
+    measured mean perturbation norm ‖r‖ of the training logs at that ε."""
+    finished = {run_name(r.task, r.method, r.epsilon, r.seed): r for r in results}
+    lines = ["## ε selection (validation split, first seed)", ""]
+    for task in sorted({r.task for r in results}):
+        methods = sorted({r.method for r in results if r.task == task and r.method != "vanilla"},
+                         key=ALL_METHODS.index)
+        if not methods:
+            continue
+        metric = "AUC" if task in BINARY_TASKS else "accuracy"
+        lines += [f"### {task} (validation {metric})", ""]
+        lines += ["| method | " + " | ".join(f"ε={e:g}" for e in epsilons) + " | selected ε | measured ‖r‖ |",
+                  "|" + "---|" * (len(epsilons) + 3)]
+        for method in methods:
+            seed = min(r.seed for r in results if (r.task, r.method) == (task, method))
+            chosen, scores = select_epsilon(finished, task, method, epsilons, seed)
+            cells = [("**{:.3f}**" if e == chosen else "{:.3f}").format(scores[e]) if e in scores else "–"
+                     for e in epsilons]
+            norm = None
+            if chosen is not None:
+                norm = (finished[run_name(task, method, chosen, seed)].training_logs or {}).get(
+                    "adv_perturbation_norm_mean")
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {'–' if chosen is None else f'{chosen:g}'} | "
+                         f"{'–' if norm is None else f'{norm:.3g}'} |")
+        lines.append("")
+    return lines
+
+
+def recorded_results(records_dir: str | Path) -> list[RunRecord]:
+    """The records of every run recorded under `records_dir` (checked by `load_result`)."""
+    root = Path(records_dir)
+    if not root.is_dir():
+        raise ValueError(f"--ablation_records_dir {root} is not a folder of run records")
+    found = {p.parent.relative_to(root).as_posix(): p.parent for p in root.glob("*/*/seed*/results.json")}
+    return [load_result(folder, name) for name, folder in sorted(found.items())]
+
+
+def ablation_table(
+    results: list[RunRecord], selected: dict[tuple[str, str], float] | None, other: list[RunRecord], other_dir: str | Path,
+    other_selected: dict[tuple[str, str], float] | None = None,
+) -> list[str]:
+    """Per task in both: each method's main row (`main_epsilon`) here next to its main row in `other` (ε selected
+    as in `other_selected`, or `DEFAULT_EPSILON` without selection), test accuracy and Pearson r, mean ± std over
+    seeds."""
+    here, there = summarize(results), summarize(other)
+    lines = [f"## This protocol next to `{other_dir}`", "",
+             f"Main rows of each method here and in the records of `{other_dir}`; test accuracy and Pearson r, mean ± "
+             "std over seeds (seeds in brackets).", ""]
+    for task in sorted(set(here) & set(there)):
+        rows = []
+        for method in ALL_METHODS:
+            eps_here, eps_there = main_epsilon(task, method, selected), main_epsilon(task, method, other_selected)
+            mine, theirs = here[task].get((method, eps_here)), there[task].get((method, eps_there))
+            if mine is None or theirs is None:
+                continue
+            rows.append(f"| {method} | {_eps(eps_here)} | {_fmt(*mine['accuracy'])} | {_fmt(*mine['pearson'])} "
+                        f"({mine['seeds']}) | {_eps(eps_there)} | {_fmt(*theirs['accuracy'])} | "
+                        f"{_fmt(*theirs['pearson'])} ({theirs['seeds']}) |")
+        if rows:
+            lines += [f"### {task}", "", "| method | ε here | accuracy here | Pearson r here | ε there | accuracy there "
+                      "| Pearson r there |", "|---|---|---|---|---|---|---|", *rows, ""]
+    return lines
+
+
+def _eps(epsilon: float | None) -> str:
+    return "–" if epsilon is None else f"{epsilon:g}"
+
+
+def _claim(title: str, verdicts: list[tuple], describe) -> str:
+    if not verdicts:
+        return f"- **{title}**: not tested by this grid.\n"
+    held = sum(ok for _, ok, _ in verdicts)
+    verdict = "held" if held == len(verdicts) else "not held" if held == 0 else "mixed"
+    details = "; ".join(describe(*v) for v in verdicts)
+    return f"- **{title}**: **{verdict}** ({held} of {len(verdicts)} tasks). {details}.\n"
+
+
+def _report_run(result_dir: Path) -> Explanation:
+    """A run's `explanation.json` with the run's test accuracy as its summary (for `write_report`)."""
+    explanation = Explanation.from_json(json.loads((result_dir / EXPLANATION_FILE).read_text()))
+    return replace(explanation, summary={"accuracy": RunRecord.load(result_dir).test_metric("accuracy")})
+
+
+def _first_seed(run_dirs: dict[str, Path], task: str, name: str) -> Path | None:
+    """The folder of the lowest-numbered seed of `task/name` (`name` is `<method>[-eps<ε>]`), if any."""
+    prefix = f"{task}/{name}/seed"
+    seeds = {int(run[len(prefix):]): d for run, d in run_dirs.items()
+             if run.startswith(prefix) and run[len(prefix):].isdigit()}
+    return seeds[min(seeds)] if seeds else None
+
+
+def write_figures(
+    table: dict, run_dirs: dict[str, Path], figures_dir: Path, selected: dict[tuple[str, str], float] | None = None
+) -> dict[str, list[Path]]:
+    """Per task: an ε-sweep figure (when the grid has several ε) and a heat-map report of the first seed of each
+    method's main row (`main_epsilon`)."""
+    from ..interpret.report import plot_epsilon_sweep, plot_heatmap, write_report
+
+    figures: dict[str, list[Path]] = defaultdict(list)
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    for task, rows in table.items():
+        sweep = [
+            {"method": k[0], "epsilon": k[1], "accuracy": v["accuracy"][0], "pearson": v["pearson"][0]}
+            for k, v in sorted(rows.items(), key=lambda kv: _method_order(kv[0])) if k[1] is not None
+        ]
+        if len({(s["method"], s["epsilon"]) for s in sweep}) > len({s["method"] for s in sweep}):
+            vanilla = rows.get(("vanilla", None))
+            reference = None if vanilla is None else {"accuracy": vanilla["accuracy"][0], "pearson": vanilla["pearson"][0]}
+            figures[task].append(plot_epsilon_sweep(sweep, inside(figures_dir, f"{task}_epsilon.png"), reference))
+        report_runs = {}
+        for key in sorted(rows, key=_method_order):
+            main = main_epsilon(task, key[0], selected)
+            if key[1] != main and (key[0], main) in rows:
+                continue
+            eps = "" if key[1] is None else f"-eps{key[1]:g}"
+            run_dir = _first_seed(run_dirs, task, f"{key[0]}{eps}")
+            if run_dir is not None:
+                report_runs[f"{key[0]}{eps}"] = _report_run(run_dir)
+        if report_runs:
+            report = write_report(report_runs, inside(figures_dir, f"{task}_report"), num_examples=3,
+                                  title=f"{task}: attention vs gradient importance")
+            heatmap = plot_heatmap(report_runs, 0, report.parent / "heatmap_0.png")
+            figures[task] += [report.parent / "agreement.png", heatmap, report]
+    return figures
+
+
+def write_model_cards(
+    table: dict, run_dirs: dict[str, Path], out_dir: Path, selected: dict[tuple[str, str], float] | None = None
+) -> list[Path]:
+    """`<task>-<method>[-eps<ε>].md` from the first seed's run folder (or record) of each method's main row."""
+    from ..hub import card_from_run_dir
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task, rows in table.items():
+        for method, eps in sorted(rows, key=_method_order):
+            if eps != main_epsilon(task, method, selected):
+                continue  # ε-sweep rows get no card
+            name = f"{method}{'' if eps is None else f'-eps{eps:g}'}"
+            run_dir = _first_seed(run_dirs, task, name)
+            if run_dir is not None:
+                path = inside(out_dir, f"{task}-{name}.md")
+                card_from_run_dir(run_dir).save(path)
+                written.append(path)
+    return written
+
+
+def print_summary(results: list[RunRecord]) -> None:
+    table = summarize(results)
+    width = max([len("task"), *map(len, table)]) + 2
+    print(f"{'task':<{width}}{'method':<24}{'ε':>6}{'accuracy':>18}{'F1':>18}{'Pearson r':>18}{'Kendall τ':>18}")
+    for task, rows in table.items():
+        for key in sorted(rows, key=_method_order):
+            row = rows[key]
+            eps = "–" if key[1] is None else f"{key[1]:g}"
+            print(f"{task:<{width}}{key[0]:<24}{eps:>6}{_fmt(*row['accuracy']):>18}{_fmt(*row['f1']):>18}"
+                  f"{_fmt(*row['pearson']):>18}{_fmt(*row['kendall']):>18}")
