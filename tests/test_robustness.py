@@ -103,6 +103,22 @@ def test_accuracy_under_attack_is_non_increasing_and_the_attack_bites(trained):
         assert accuracy[-1] < report["clean_accuracy"], (attack, accuracy)
 
 
+def test_an_attack_found_at_a_smaller_radius_counts_at_every_larger_one(trained, monkeypatch):
+    """PGD need not be monotone in ε; the report is, by construction: an attack at ε = 1 that succeeds where the one
+    at ε = 2 does not still counts at ε = 2 (its perturbation lies in the larger ball)."""
+    import hf_attn_at.robustness as robustness
+
+    def only_radius_one(model, encoder_outputs, labels, predictions, epsilon, **kwargs):
+        hit = torch.full_like(labels, float(epsilon) == 1.0, dtype=torch.bool)
+        return AttackResult(torch.zeros_like(encoder_outputs.attention_scores), hit, hit)
+
+    monkeypatch.setattr(robustness, "attention_pgd", only_radius_one)
+    model, dataset = trained
+    report = evaluate_robustness(model, dataset, [0, 1, 2], attacks=["attention"], bisection=False)
+    assert report["attention"]["accuracy"] == [report["clean_accuracy"], 0.0, 0.0]
+    assert report["attention"]["flip_rate"] == [0.0, 1.0, 1.0]
+
+
 def test_one_attention_step_equals_the_trainers_attention_at_perturbation(tmp_path):
     model = tiny_model()
     dataset = make_dataset(8, seed=1)
