@@ -150,8 +150,10 @@ def _pgd(
     step_size: float,
 ) -> AttackResult:
     """K steps of `δ ← Π_ε(δ + α ε g/‖g‖₂)` from δ = 0, `g = ∂L/∂δ` of the model's loss on the gold labels
-    (`forward(δ)` returns the model output with `loss` and `logits`; δ has the shape and dtype of `like`). The first step is `gradient_perturbation(g,
-    min(α, 1) ε)`, the exact projection of `α ε g/‖g‖₂` onto the ball, so K = 1, α = 1 is the trainer's AT step."""
+    (`forward(δ)` returns the model output with `loss` and `logits`; δ has the shape and dtype of `like`).
+
+    The first step is `gradient_perturbation(g, min(α, 1) ε)`, the exact projection of `α ε g/‖g‖₂` onto the ball,
+    so K = 1, α = 1 is the trainer's AT step. Every iterate's prediction counts in `wrong` and `flipped`."""
     delta = torch.zeros_like(like)
     wrong = torch.zeros_like(labels, dtype=torch.bool)
     flipped = torch.zeros_like(wrong)
@@ -390,8 +392,7 @@ def adversarial_attention(
         if iteration == num_iterations:
             break
         objective = (jsd - penalty * torch.relu(tvd - delta)).sum()
-        optimizer.zero_grad()
-        (-objective).backward()
+        (logits.grad,) = torch.autograd.grad(-objective, logits)  # no parameter gradient is touched
         optimizer.step()
     satisfied = best_jsd >= 0
     attention = torch.where(satisfied.unsqueeze(1), best_attention, last_attention)

@@ -70,6 +70,7 @@ def trained():
         optimizer.zero_grad()
         model(**batch, labels=labels).loss.backward()
         optimizer.step()
+    model.zero_grad(set_to_none=True)
     return model.eval(), dataset
 
 
@@ -174,6 +175,7 @@ def test_pgd_stays_in_the_ball_zero_on_pads_and_raises_the_loss(attack):
     fgm_loss = (model(encoder_outputs=outputs.encoder_outputs, attention_perturbation=fgm.delta, labels=labels)
                 if attack == "attention" else model(**batch, embedding_perturbation=fgm.delta, labels=labels))
     assert loss.loss > fgm_loss.loss > clean_loss
+    assert all(param.grad is None for param in model.parameters())  # the attack touches no parameter gradient
 
 
 def test_bisection_finds_each_examples_threshold_within_the_tolerance():
@@ -256,6 +258,7 @@ def test_adversarial_attention_satisfies_the_output_constraint(trained):
     attention, jsd, satisfied = adversarial_attention(model, encoder, delta=0.01, num_iterations=60,
                                                       learning_rate=0.1, generator=torch.Generator().manual_seed(0))
     assert satisfied.float().mean() > 0.5 and jsd[satisfied].max() > 0.05
+    assert all(param.grad is None for param in model.parameters())
     # Check independently: pool with the returned weights by hand and compare the output distributions.
     with torch.no_grad():
         probs = torch.softmax(model.classifier((attention.unsqueeze(1) @ encoder.last_hidden_state).squeeze(1)), -1)
