@@ -359,3 +359,24 @@ def test_cli_bad_values_are_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [f"hf-attn-at robustness: error: {message}"]
+
+
+def test_pair_models_attack_only_the_attended_segment():
+    model = tiny_model(input_type="pair")
+    premises = ["a man plays a guitar on stage", "two dogs run", "a woman reads", "kids play outside"]
+    hypotheses = ["a person plays music", "animals are outside", "someone is sleeping now", "children"]
+    tokenizer = build_word_tokenizer(premises + hypotheses)
+    model.resize_token_embeddings(len(tokenizer))
+    encoded = tokenizer(premises, hypotheses)
+    dataset = {"input_ids": encoded["input_ids"], "token_type_ids": encoded["token_type_ids"], "label": [0, 1, 2, 0]}
+    batch = _collate(dataset, model.config.pad_token_id)
+    labels = torch.tensor(dataset["label"])
+    outputs = clean_outputs(model, batch)
+    result = attention_pgd(model, outputs.encoder_outputs, labels, outputs.logits.argmax(-1), 1.0, num_steps=3)
+    attended = outputs.encoder_outputs.attention_scores_mask
+    assert torch.all(result.delta[~attended] == 0) and torch.all(result.delta[attended] != 0)
+    predictions = [int(model(**_collate({k: [v[i]] for k, v in dataset.items()}, 0)).logits.argmax())
+                   for i in range(len(labels))]
+    report = evaluate_robustness(model, dataset, [0, 1], num_steps=2, num_permutations=3, adversarial_iterations=2)
+    assert report["attention"]["accuracy"][0] == float(np.mean(np.array(predictions) == labels.numpy()))
+    assert report["word"]["accuracy"][0] == report["attention"]["accuracy"][0]
