@@ -314,6 +314,9 @@ def test_a_model_without_attention_outputs_is_refused():
 
 
 def test_cli_writes_json_and_markdown(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["robustness", "--help"])
+    assert exit_info.value.code == 0 and "--epsilons" in capsys.readouterr().out
     texts = ["a good film", "a bad film", "good plot but bad acting", "good", "bad bad film", "fine"]
     tokenizer = build_word_tokenizer(texts)
     for name in ("m1", "m2"):

@@ -12,9 +12,9 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "prepare": ("hf_attn_at.data.__main__", True, "load a dataset, build its tokenizer, save both"),
     "train": ("hf_attn_at.cli.train", False, "train one model with a method (vanilla, attention_at, ...)"),
     "explain": ("hf_attn_at.interpret.command", False, "attention vs gradient importance report for trained models"),
-    "robustness": ("hf_attn_at.cli.robustness", False, "accuracy under attention/embedding attacks, Jain & Wallace tests"),
     "reproduce": ("hf_attn_at.cli.reproduce", False, "run a grid of tasks x methods x seeds (x eps), then tables"),
     "push": ("hf_attn_at.hub", True, "export a trained run with its model card and upload it (or --dry_run)"),
+    "robustness": ("hf_attn_at.cli.robustness", False, "accuracy under attention/embedding attacks, Jain & Wallace tests"),
 }
 # Errors that are the user's input or environment, shown as one line instead of a stack trace (ImportError: an
 # optional package that a flag needs, e.g. --word_vectors glove-6b-50d).
