@@ -43,7 +43,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="adversarial attention: the largest output change allowed (total variation)")
     parser.add_argument("--adversarial_iterations", type=int, default=300, help="adversarial attention: Adam steps")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0, help="seeds the permutations and the adversarial start")
+    parser.add_argument("--attack_seed", type=int, default=0, help="seeds the permutations and the adversarial start")
     return parser
 
 
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError(f"--max_examples must be >= 1, got {args.max_examples}")
     settings = {key: getattr(args, key) for key in ("epsilons", "attacks", "num_steps", "step_size", "tolerance",
                                                     "num_permutations", "tvd_delta", "adversarial_iterations",
-                                                    "batch_size", "seed")}
-    settings["bisection"] = not args.no_bisection
+                                                    "batch_size")}
+    settings["bisection"], settings["seed"] = not args.no_bisection, args.attack_seed
     check_settings(**settings)
     inputs = load_models_and_data(args, labels)
     for model, _, _ in inputs.values():
