@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "explain": ("hf_attn_at.interpret.command", False, "attention vs gradient importance report for trained models"),
     "reproduce": ("hf_attn_at.cli.reproduce", False, "run a grid of tasks x methods x seeds (x eps), then tables"),
     "push": ("hf_attn_at.hub", True, "export a trained run with its model card and upload it (or --dry_run)"),
+    "robustness": ("hf_attn_at.cli.robustness", False, "accuracy under attention/embedding attacks, Jain & Wallace tests"),
 }
 # Errors that are the user's input or environment, shown as one line instead of a stack trace (ImportError: an
 # optional package that a flag needs, e.g. --word_vectors glove-6b-50d).

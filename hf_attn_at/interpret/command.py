@@ -38,16 +38,7 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
                                                formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_name_or_path", nargs="+", required=True, help="saved model folder(s)")
     parser.add_argument("--labels", nargs="+", help="a name per model for the report (default: folder names)")
-    parser.add_argument("--dataset_dir", required=True,
-                        help="a `save_to_disk` folder already tokenized (input_ids, [token_type_ids], label), "
-                             "or a csv/tsv/json/jsonl/parquet file of texts and labels (e.g. your --test_file), "
-                             "tokenized with each model's tokenizer")
-    parser.add_argument("--split", default="test", help="DatasetDict split, or the file's `exp_split` value")
-    parser.add_argument("--text_column", help="text column of a file (inferred: text, sentence, premise, ...)")
-    parser.add_argument("--text_pair_column", help="second text of pair models (inferred: sentence2, hypothesis)")
-    parser.add_argument("--label_column",
-                        help="label column of a file (inferred: label, ...); a label is a class name of the model "
-                             "(its config's id2label), or a class id 0..N-1 when no class name is an integer")
+    add_data_arguments(parser)
     parser.add_argument("--output_dir", required=True, help="report folder")
     parser.add_argument("--max_test_samples", type=int,
                         help="explain a seeded random sample of N examples of --split, never its first rows (as "
@@ -70,6 +61,20 @@ def make_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argum
                              "with a warning; recorded in metrics.json")
     parser.add_argument("--epsilon_runs", help="json list of {method, epsilon, accuracy, pearson} for the ε figure")
     return parser
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data flags shared by `explain` and `robustness`: `--dataset_dir`, `--split` and the column flags."""
+    parser.add_argument("--dataset_dir", required=True,
+                        help="a `save_to_disk` folder already tokenized (input_ids, [token_type_ids], label), "
+                             "or a csv/tsv/json/jsonl/parquet file of texts and labels (e.g. your --test_file), "
+                             "tokenized with each model's tokenizer")
+    parser.add_argument("--split", default="test", help="DatasetDict split, or the file's `exp_split` value")
+    parser.add_argument("--text_column", help="text column of a file (inferred: text, sentence, premise, ...)")
+    parser.add_argument("--text_pair_column", help="second text of pair models (inferred: sentence2, hypothesis)")
+    parser.add_argument("--label_column",
+                        help="label column of a file (inferred: label, ...); a label is a class name of the model "
+                             "(its config's id2label), or a class id 0..N-1 when no class name is an integer")
 
 
 def _read_file(args: argparse.Namespace) -> tuple[dict[str, list], int, list[int] | None]:
@@ -204,30 +209,28 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Explain every model over the dataset and write the report; print a summary table.
-
-    Every input is checked and every model loaded before the first one is explained.
-    """
-    import hf_attn_at  # noqa: F401  (registers the models with the Auto classes)
-
-    from ..data.custom import FORMATS
-    from .evaluate import explain_model
-    from .report import write_report
-
+def model_labels(args: argparse.Namespace) -> list[str]:
+    """`--labels`, or the folder names of `--model_name_or_path`: one distinct name per model."""
     labels = args.labels or [Path(p).name for p in args.model_name_or_path]
     if len(labels) != len(args.model_name_or_path):
         raise ValueError(f"--labels needs one name per model: {len(args.model_name_or_path)} models, got {labels}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"--labels must be distinct, got {labels}")
-    for old, new in RENAMED_FLAGS.items():
-        if getattr(args, old) is not None:
-            raise ValueError(f"--{old} is now --{new}: pass --{new} {getattr(args, old)}")
-    for flag, value, least in (("--max_test_samples", args.max_test_samples, 1), ("--batch_size", args.batch_size, 1),
-                               ("--num_examples", args.num_examples, 0), ("--max_tokens", args.max_tokens, 1)):
-        if value is not None and value < least:
-            raise ValueError(f"{flag} must be >= {least}, got {value}")
-    epsilon_runs = read_epsilon_runs(args.epsilon_runs) if args.epsilon_runs else None
+    return labels
+
+
+def load_models_and_data(
+    args: argparse.Namespace, labels: list[str]
+) -> tuple[dict[str, tuple[Any, Any, Any]], dict[str, dict[str, Any]], int, list[int] | None]:
+    """The models of `--model_name_or_path` and the data of `--dataset_dir` (a data file tokenized with each model's
+    tokenizer, labels mapped to its class ids; or a tokenized folder), sampled by `--max_test_samples`/`--seed`.
+
+    Returns `({label: (model, tokenizer, dataset)}, {label: model_info}, rows in the split, sampled rows or None)`.
+    """
+    import hf_attn_at  # noqa: F401  (registers the models with the Auto classes)
+
+    from ..data.custom import FORMATS
+
     data_path = Path(args.dataset_dir)
     if not data_path.exists():
         suffix = data_path.suffix.lower()
@@ -251,6 +254,27 @@ def run(args: argparse.Namespace) -> int:
             if "text_pair" in raw:
                 dataset["token_type_ids"] = encoded["token_type_ids"]
         inputs[label] = model, tokenizer, dataset
+    return inputs, models, num_rows, rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """Explain every model over the dataset and write the report; print a summary table.
+
+    Every input is checked and every model loaded before the first one is explained.
+    """
+    from .evaluate import explain_model
+    from .report import write_report
+
+    labels = model_labels(args)
+    for old, new in RENAMED_FLAGS.items():
+        if getattr(args, old) is not None:
+            raise ValueError(f"--{old} is now --{new}: pass --{new} {getattr(args, old)}")
+    for flag, value, least in (("--max_test_samples", args.max_test_samples, 1), ("--batch_size", args.batch_size, 1),
+                               ("--num_examples", args.num_examples, 0), ("--max_tokens", args.max_tokens, 1)):
+        if value is not None and value < least:
+            raise ValueError(f"{flag} must be >= {least}, got {value}")
+    epsilon_runs = read_epsilon_runs(args.epsilon_runs) if args.epsilon_runs else None
+    inputs, models, num_rows, rows = load_models_and_data(args, labels)
     runs = {
         label: explain_model(model, tokenizer, dataset, batch_size=args.batch_size, methods=args.methods,
                              max_tokens=args.max_tokens)
