@@ -3,8 +3,7 @@
 Importing the package registers the BiLSTM + attention models with the Auto classes.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .data import load_task, prepare_task, tokenize_dataset
 from .hub import ModelCardCallback, build_model_card, export_for_hub
 from .interpret import attention_agreement, explain_model, gradient_importance
@@ -24,6 +23,7 @@ from .training_args import AdversarialMethod, AdversarialTrainingArguments
 from .word_vectors import load_word_vectors
 
 __all__ = [
+    "__version__",
     "AdversarialMethod",
     "AdversarialTrainer",
     "AdversarialTrainingArguments",
