@@ -7,6 +7,7 @@ from ._version import __version__
 from .data import load_task, prepare_task, tokenize_dataset
 from .hub import ModelCardCallback, build_model_card, export_for_hub
 from .interpret import attention_agreement, explain_model, gradient_importance
+from .metrics import metric_path
 from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
     BiLSTMAttentionEncoderOutput,
@@ -45,6 +46,7 @@ __all__ = [
     "jain_wallace_tokenize",
     "load_task",
     "load_word_vectors",
+    "metric_path",
     "prepare_task",
     "tokenize_dataset",
 ]
