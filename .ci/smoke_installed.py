@@ -21,8 +21,8 @@ from hf_attn_at.metrics import METRIC_MODULES, metric_path
 
 source_tree = Path(sys.argv[1]).resolve()
 package_dir = Path(hf_attn_at.__file__).resolve().parent
-assert source_tree not in package_dir.parents, f"imported from the source tree: {package_dir}"
-assert "site-packages" in package_dir.parts, package_dir
+assert package_dir != source_tree / "hf_attn_at", f"imported from the source tree: {package_dir}"
+assert "site-packages" in package_dir.parts, f"not an installed copy: {package_dir}"
 
 version = importlib.metadata.version("hf_attn_at")
 assert hf_attn_at.__version__ == version, (hf_attn_at.__version__, version)
