@@ -3,11 +3,11 @@
 Importing the package registers the BiLSTM + attention models with the Auto classes.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .data import load_task, prepare_task, tokenize_dataset
 from .hub import export_for_hub
 from .interpret import attention_agreement, explain_model, gradient_importance
+from .metrics import metric_path
 from .model_card import ModelCardCallback, build_model_card
 from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
@@ -25,6 +25,7 @@ from .training_args import AdversarialMethod, AdversarialTrainingArguments
 from .word_vectors import load_word_vectors
 
 __all__ = [
+    "__version__",
     "AdversarialMethod",
     "AdversarialTrainer",
     "AdversarialTrainingArguments",
@@ -46,6 +47,7 @@ __all__ = [
     "jain_wallace_tokenize",
     "load_task",
     "load_word_vectors",
+    "metric_path",
     "prepare_task",
     "tokenize_dataset",
 ]

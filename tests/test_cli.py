@@ -10,8 +10,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import tomllib
 from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data, subprocess_env
 
+import hf_attn_at
 from hf_attn_at.arguments import DataArguments
 from hf_attn_at.cli.main import main
 from hf_attn_at.data import task_label
@@ -32,6 +34,15 @@ def test_help_and_unknown_verb(capsys):
             main([verb, "--help"])
         assert exit_info.value.code == 0
         assert verb in capsys.readouterr().out
+
+
+def test_version_is_pyproject_version(capsys):
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        expected = tomllib.load(f)["project"]["version"]
+    assert hf_attn_at.__version__ == expected
+    for flag in ("--version", "-V"):
+        assert main([flag]) == 0
+        assert capsys.readouterr().out == f"hf-attn-at {expected}\n"
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import transformers.utils.hub as transformers_hub
 from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData, RepoUrl, metadata_load
 from transformers import Trainer, TrainingArguments
 
@@ -166,6 +167,12 @@ def fake_hub(monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "create_branch", create_branch)
     monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    # Older transformers (5.5) call huggingface_hub's module-level functions, bound to its own HfApi instance
+    # at import: route those through the patched class too.
+    api = HfApi()
+    for name in calls:
+        if hasattr(transformers_hub, name):
+            monkeypatch.setattr(transformers_hub, name, getattr(api, name))
     return calls
 
 

@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from hf_attn_at._version import __version__
+
 # verb -> (module, keeps the verb in argv, help)
 COMMANDS: dict[str, tuple[str, bool, str]] = {
     "prepare": ("hf_attn_at.data.__main__", True, "load a dataset, build its tokenizer, save both"),
@@ -22,7 +24,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, ConnectionError, NotADirectoryErro
 
 
 def usage() -> str:
-    lines = ["usage: hf-attn-at VERB [options]   (hf-attn-at VERB --help for a verb's options)", "", "verbs:"]
+    lines = ["usage: hf-attn-at VERB [options]   (hf-attn-at VERB --help for a verb's options)",
+             "       hf-attn-at --version", "", "verbs:"]
     lines += [f"  {verb:<10} {help_}" for verb, (_, _, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -43,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"hf-attn-at {__version__}")
+        return 0
     verb, rest = argv[0], argv[1:]
     if verb not in COMMANDS:
         print(f"hf-attn-at: unknown verb {verb!r}; valid verbs: {', '.join(COMMANDS)}", file=sys.stderr)
