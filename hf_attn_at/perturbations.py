@@ -9,7 +9,8 @@ Shapes: `mask` is `(batch_size, sequence_length)` (bool or 0/1); attention score
 `(batch_size, sequence_length, embedding_size)`. Norms are L2 over the whole example. Computation runs in
 at least float32 (attention iAT: float64) and the result has the input's dtype. Attention iAT also takes grouped
 scores `(batch_size, num_groups, group_size)` (a Transformers encoder's layer-heads), with directions and norms per
-group. `DIRECTIONS` gives each method's direction function under one signature.
+group. `DIRECTIONS` gives each method's direction function under one signature; `projected_gradient_ascent` takes
+several steps of one inside the per-example ε-ball (multi-step training, and any PGD attack).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ __all__ = [
     "gradient_perturbation",
     "kl_divergence",
     "nearest_neighbors",
+    "project_to_ball",
+    "projected_gradient_ascent",
     "random_perturbation",
     "scale_by_score_std",
     "word_iat_perturbation",
@@ -484,3 +487,68 @@ DIRECTIONS: dict[str, Direction] = {
     "attention_vat": _attention_gradient,
     "attention_ivat": _attention_iat,
 }
+
+
+# ---------------------------------------------------------------- multi-step (projected gradient ascent)
+
+
+def project_to_ball(delta: torch.Tensor, mask: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """The Euclidean projection of each example's `delta` onto the ball of radius `epsilon`: zero on invalid
+    positions, then `r · min(1, ε / ‖r‖₂)` with the norm over the example's valid positions (and embedding
+    dimensions). A rescaling, so a perturbation in the span of a method's directions stays in it.
+
+    Args:
+        delta (`torch.Tensor` of shape `(batch_size, sequence_length)` or `(batch_size, sequence_length, embedding_size)`):
+            the perturbation r.
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        epsilon (`float`): the radius.
+
+    Returns a tensor of `delta`'s shape and dtype (computed in at least float32). Examples with a non-finite norm
+    become zero.
+    """
+    _check_epsilon(epsilon)
+    work = delta.detach().to(_work_dtype(delta.dtype))
+    work = torch.where(_expand_mask(mask, work), work, torch.zeros_like(work))
+    norm = torch.linalg.vector_norm(work.flatten(1), dim=1).view(-1, *([1] * (work.dim() - 1)))
+    scale = torch.where(norm > epsilon, epsilon / torch.where(norm > 0, norm, torch.ones_like(norm)), torch.ones_like(norm))
+    projected = torch.where(torch.isfinite(norm), work * scale, torch.zeros_like(work))
+    return projected.to(delta.dtype)
+
+
+def projected_gradient_ascent(
+    direction: Direction,
+    inputs: DirectionInputs,
+    loss_gradient: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    epsilon: float,
+    num_steps: int,
+    step_size: float,
+) -> Perturbation:
+    """Multi-step adversarial perturbation (PGD, Madry et al. 2018, in a method's own directions):
+    `r ← Π_ε(r + direction(∇_r L(x + r), α))` `num_steps` times from `r = Π_ε(start)`.
+
+    Each step moves by the method's direction function at size α = `step_size` (AT: `α g / ‖g‖₂`; iAT: a step in
+    the span of its difference directions, which the projection, a rescaling, keeps); [`project_to_ball`] then
+    brings each example back to `‖r‖₂ ≤ ε`, zero on invalid positions.
+
+    Args:
+        direction ([`Direction`]): the method's direction function (`DIRECTIONS[name]`).
+        inputs ([`DirectionInputs`]): its inputs (the clean tensor: iAT spans stay those of the clean values).
+        loss_gradient (`Callable[[torch.Tensor], torch.Tensor]`): `r ↦ ∂L/∂r` at the perturbed point, of `r`'s shape.
+        start (`torch.Tensor` of `inputs.values`' shape): the first perturbation (the one-step direction, or zeros).
+        epsilon (`float`): the radius ε of the per-example L2 ball.
+        num_steps (`int`): gradient steps after `start` (>= 0).
+        step_size (`float`): α (> 0).
+
+    Returns a [`Perturbation`] whose `delta` (detached, `start`'s shape and dtype) has per-example norm <= ε;
+    `num_zeroed` counts the examples whose final r is zero.
+    """
+    if not 0 < step_size < float("inf"):
+        raise ValueError(f"`step_size` must be a finite float > 0, got {step_size!r}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
+        raise ValueError(f"`num_steps` must be an integer >= 0, got {num_steps!r}")
+    delta = project_to_ball(start, inputs.mask, epsilon)
+    for _ in range(num_steps):
+        step = direction(inputs, loss_gradient(delta), step_size).delta
+        delta = project_to_ball(delta + step.to(delta.dtype), inputs.mask, epsilon)
+    return Perturbation(delta, delta.flatten(1).eq(0).all(dim=1).sum())
