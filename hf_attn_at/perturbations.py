@@ -35,6 +35,7 @@ __all__ = [
     "projected_gradient_ascent",
     "random_perturbation",
     "scale_by_score_std",
+    "token_neighbors",
     "word_iat_perturbation",
 ]
 
@@ -313,6 +314,23 @@ def nearest_neighbors(
     return torch.cat(neighbors)
 
 
+def token_neighbors(
+    input_ids: torch.Tensor, embedding_matrix: torch.Tensor, num_neighbors: int, exclude_ids: Iterable[int] = ()
+) -> torch.LongTensor:
+    """[`nearest_neighbors`] of every token of a batch, searched for its unique ids only.
+
+    Args:
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): the tokens' ids.
+        embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`).
+        num_neighbors (`int`): K.
+        exclude_ids (`Iterable[int]`): ids never returned as neighbours (special tokens).
+
+    Returns a `torch.LongTensor` of shape `(batch_size, sequence_length, num_neighbors)`, nearest first.
+    """
+    unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
+    return nearest_neighbors(unique_ids, embedding_matrix, num_neighbors, exclude_ids)[inverse]
+
+
 def scale_by_score_std(perturbation: Perturbation, scores: torch.Tensor, mask: torch.Tensor) -> Perturbation:
     """Rescale each example's attention perturbation by the standard deviation of its valid attention scores:
     for perturbations linear in ε (RP, AT, iAT), the same as `ε_i = ε · std(ã_i)`, a size relative to the
@@ -349,6 +367,7 @@ def word_iat_perturbation(
     num_neighbors: int = 10,
     exclude_ids: Iterable[int] = (),
     normalize: bool = False,
+    neighbor_ids: torch.Tensor | None = None,
 ) -> Perturbation:
     """Word iAT (Sato et al. 2018): a perturbation of each token's embedding toward its K nearest
     vocabulary neighbours.
@@ -366,14 +385,22 @@ def word_iat_perturbation(
         num_neighbors (`int`, *optional*, defaults to 10): K.
         exclude_ids (`Iterable[int]`, *optional*): ids never used as neighbours (special tokens).
         normalize (`bool`, *optional*, defaults to `False`): rescale each example's r to norm ε.
+        neighbor_ids (`torch.LongTensor` of shape `(batch_size, sequence_length, num_neighbors)`, *optional*):
+            the neighbours [`token_neighbors`] gives for these arguments, found once for several calls (multi-step);
+            searched here when not given.
 
     Returns a [`Perturbation`] whose `delta` has `embeds`' shape.
     """
     _check_epsilon(epsilon)
     dtype = _work_dtype(embeds.dtype)
     valid = _expand_mask(mask, embeds)  # (B, T, 1)
-    unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
-    neighbor_ids = nearest_neighbors(unique_ids, embedding_matrix, num_neighbors, exclude_ids)[inverse]  # (B, T, K)
+    if neighbor_ids is None:
+        neighbor_ids = token_neighbors(input_ids, embedding_matrix, num_neighbors, exclude_ids)  # (B, T, K)
+    elif neighbor_ids.shape != (*input_ids.shape, num_neighbors):
+        raise ValueError(
+            f"`neighbor_ids` must have shape {(*input_ids.shape, num_neighbors)} (batch_size, sequence_length, "
+            f"num_neighbors), got {tuple(neighbor_ids.shape)}"
+        )
     # The only (B, T, K, E) tensor: the differences w_k − w_t, kept unnormalised; 1/‖w_k − w_t‖ is folded into the
     # (B, T, K) weights. Zero or non-finite differences and padding give zero directions.
     diffs = embedding_matrix.detach().to(dtype)[neighbor_ids]
@@ -413,6 +440,8 @@ class DirectionInputs(NamedTuple):
         embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`, *optional*): word iAT.
         num_neighbors (`int`, *optional*, defaults to 10): word iAT's K.
         exclude_ids (`tuple[int, ...]`, *optional*): word iAT: ids never used as neighbours.
+        neighbor_ids (`torch.LongTensor` of shape `(batch_size, sequence_length, num_neighbors)`, *optional*): word
+            iAT: the neighbours found once ([`token_neighbors`]) for all the directions of a multi-step ascent.
     """
 
     values: torch.Tensor
@@ -422,6 +451,7 @@ class DirectionInputs(NamedTuple):
     embedding_matrix: torch.Tensor | None = None
     num_neighbors: int = 10
     exclude_ids: tuple[int, ...] = ()
+    neighbor_ids: torch.Tensor | None = None
 
 
 Direction = Callable[[DirectionInputs, torch.Tensor | None, float], Perturbation]
@@ -466,6 +496,7 @@ def _word_iat(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float
     return word_iat_perturbation(
         inputs.values, _required(grad), inputs.mask, inputs.input_ids, inputs.embedding_matrix, epsilon,
         num_neighbors=inputs.num_neighbors, exclude_ids=inputs.exclude_ids, normalize=inputs.normalize,
+        neighbor_ids=inputs.neighbor_ids,
     )
 
 

@@ -47,6 +47,7 @@ from .perturbations import (
     kl_divergence,
     projected_gradient_ascent,
     scale_by_score_std,
+    token_neighbors,
 )
 from .run_folder import mark_checkpoint_complete, write_settings
 from .training_args import AdversarialTrainingArguments
@@ -389,6 +390,10 @@ class AdversarialTrainer(Trainer):
             embeds, mask, args.adv_iat_normalize, input_ids, embedding.weight, args.adv_num_neighbors,
             tuple(self._special_token_ids(unwrapped)),
         )
+        if args.adv_num_steps > 1 and "adv_num_neighbors" in args.adv_method.spec.settings:
+            # Word iAT: the neighbours stay those of the clean tokens; searched once for all the ascent's directions.
+            neighbor_ids = token_neighbors(input_ids, embedding.weight, args.adv_num_neighbors, direction_inputs.exclude_ids)
+            direction_inputs = direction_inputs._replace(neighbor_ids=neighbor_ids)
         direction = DIRECTIONS[args.adv_method.value]
         perturbation = direction(direction_inputs, grad, args.adv_epsilon)
         if args.adv_num_steps > 1:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from test_trainer import EPSILON, LAMBDA, collate, make_examples, make_trainer, tiny_model
+from test_trainer import EPSILON, LAMBDA, SPECIAL_IDS, collate, make_examples, make_trainer, tiny_model
 from test_vat import iat_directions_loop
 
 from hf_attn_at.hub import build_model_card, summarize_training_args
@@ -18,6 +18,8 @@ from hf_attn_at.perturbations import (
     gradient_perturbation,
     project_to_ball,
     projected_gradient_ascent,
+    token_neighbors,
+    word_iat_perturbation,
 )
 from hf_attn_at.training_args import AdversarialTrainingArguments
 
@@ -194,6 +196,24 @@ def test_ascent_rejects_bad_steps():
         assert one_line_error(excinfo) == message
 
 
+def test_word_iat_with_neighbours_found_once_is_the_same():
+    torch.manual_seed(2)
+    matrix = torch.randn(30, 5, dtype=torch.float64)
+    ids = torch.randint(3, 30, (3, 7))
+    mask = make_mask([7, 5, 2], 7)
+    embeds, grad = matrix[ids], torch.randn(3, 7, 5, dtype=torch.float64)
+    neighbors = token_neighbors(ids, matrix, 4, exclude_ids=[0, 1, 2])
+    assert neighbors.shape == (3, 7, 4)
+    searched = word_iat_perturbation(embeds, grad, mask, ids, matrix, EPSILON, 4, [0, 1, 2])
+    given = word_iat_perturbation(embeds, grad, mask, ids, matrix, EPSILON, 4, [0, 1, 2], neighbor_ids=neighbors)
+    assert torch.equal(searched.delta, given.delta) and int(searched.num_zeroed) == int(given.num_zeroed)
+    with pytest.raises(ValueError) as excinfo:
+        word_iat_perturbation(embeds, grad, mask, ids, matrix, EPSILON, 3, [0, 1, 2], neighbor_ids=neighbors)
+    assert one_line_error(excinfo) == (
+        "`neighbor_ids` must have shape (3, 7, 3) (batch_size, sequence_length, num_neighbors), got (3, 7, 4)"
+    )
+
+
 # ---------------------------------------------------------------- the trainer
 
 
@@ -214,9 +234,10 @@ def test_one_step_is_bitwise_the_default(tmp_path, method):
 
 
 def reference_multi_step_loss(model, batch, method, epsilon, num_steps, step_size, score_std=False):
-    """L + λ·L(x + r_K) with full forwards: r_1 the one-step AT perturbation, then r ← Π(r + α ĝ) written out."""
+    """L + λ·L(x + r_K) with full forwards: r_1 the one-step perturbation, then r ← Π(r + α d(g)) written out (d: ĝ
+    for AT; word iAT: `word_iat_perturbation`, neighbours searched afresh at every step)."""
     mask = batch["attention_mask"].bool()
-    if method == "word_at":
+    if method.startswith("word"):
         embeds = model.get_input_embeddings()(batch["input_ids"])
         clean = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"])
         (grad,) = torch.autograd.grad(clean.loss, embeds, retain_graph=True)
@@ -230,23 +251,28 @@ def reference_multi_step_loss(model, batch, method, epsilon, num_steps, step_siz
     if score_std:  # r = std(ã_i) · u, the ascent taken on u
         scale = torch.stack([s[m].std(unbiased=False) for s, m in zip(scores.detach(), mask, strict=True)]).view(-1, 1)
 
-    def unit(g):
+    def direction(g, size):
+        if method == "word_iat":
+            matrix = model.get_input_embeddings().weight
+            return word_iat_perturbation(embeds, g, mask, batch["input_ids"], matrix, size, 3, SPECIAL_IDS).delta
         g = g * weight
-        return g / g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1)))
+        return size * g / g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1)))
 
-    r = epsilon * unit(grad)
+    r = direction(grad, epsilon)
     for _ in range(num_steps - 1):
         leaf = r.clone().requires_grad_()
         probe = model(**batch, **{keyword: leaf * scale.view(-1, *([1] * (leaf.dim() - 1)))})
         (g,) = torch.autograd.grad(probe.loss, leaf)
-        r = r + step_size * unit(g)
+        r = r + direction(g, step_size)
         norm = r.flatten(1).norm(dim=1).view(-1, *([1] * (r.dim() - 1)))
         r = r * torch.clamp(epsilon / norm, max=1.0)
     adv = model(**batch, **{keyword: r * scale.view(-1, *([1] * (r.dim() - 1)))})
     return clean.loss + LAMBDA * adv.loss, adv.loss
 
 
-@pytest.mark.parametrize(("method", "score_std"), [("attention_at", False), ("attention_at", True), ("word_at", False)])
+@pytest.mark.parametrize(
+    ("method", "score_std"), [("attention_at", False), ("attention_at", True), ("word_at", False), ("word_iat", False)]
+)
 def test_training_step_equals_full_forward_reference(tmp_path, method, score_std):
     model = tiny_model()
     reference = copy.deepcopy(model)
