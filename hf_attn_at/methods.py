@@ -67,7 +67,8 @@ class MethodSpec:
             or `None` (vanilla: nothing).
         title (`str`): the method's name in model cards.
         description (`str`): one paragraph for model cards.
-        settings (`tuple[str, ...]`): the `AdversarialTrainingArguments` fields it reads (`adv_epsilon`, ...).
+        settings (`tuple[str, ...]`): the `AdversarialTrainingArguments` fields it reads (`adv_epsilon`, ...);
+            `adv_num_steps` and `adv_step_size` among them: it accepts multi-step training (`adv_num_steps > 1`).
         gradient (`bool`): its direction needs a gradient (∂L/∂target; ∂KL for virtual methods) from a probe.
         virtual (`bool`): the adversarial loss is `KL(p(y|x) ‖ p(y|x + r))` (unlabelled examples train too).
         batch_directions (`bool`): directions are differences between the examples of a batch (>= 2 per device).
@@ -90,6 +91,7 @@ class MethodSpec:
 
 _ATTENTION = ("adv_epsilon", "adv_lambda", "adv_epsilon_scale")
 _VIRTUAL = ("adv_epsilon", "adv_lambda", "adv_vat_xi", "adv_vat_num_iterations")
+_MULTI_STEP = ("adv_num_steps", "adv_step_size")
 
 METHODS: dict[str, MethodSpec] = {
     "vanilla": MethodSpec(
@@ -110,7 +112,7 @@ METHODS: dict[str, MethodSpec] = {
         "adversarial training on attention (Attention AT)",
         "Adversarial perturbation of the pre-softmax attention scores ã: r = ε g / ‖g‖₂ with g = ∂L/∂ã "
         "per example; the loss is L(ã) + λ · L(ã + r), r held constant.",
-        (*_ATTENTION, "adv_attention_norm"),
+        (*_ATTENTION, "adv_attention_norm", *_MULTI_STEP),
         gradient=True,
         transformer_encoders=True,
     ),
@@ -121,7 +123,7 @@ METHODS: dict[str, MethodSpec] = {
         "example's scores to those of the other examples j of the mini-batch: r_i = Σ_j α_ij d_ij with "
         "α_i = ε g_i / ‖g_i‖₂, g_ij = ⟨d_ij, ∂L/∂ã_i⟩. It enhances the differences in attention between "
         "sentences; the loss is L(ã) + λ · L(ã + r).",
-        (*_ATTENTION, "adv_attention_norm", "adv_iat_normalize"),
+        (*_ATTENTION, "adv_attention_norm", "adv_iat_normalize", *_MULTI_STEP),
         gradient=True,
         batch_directions=True,
         transformer_encoders=True,
@@ -143,7 +145,7 @@ METHODS: dict[str, MethodSpec] = {
         "adversarial training on word embeddings (Word AT, Miyato et al. 2017)",
         "Adversarial perturbation of the word embeddings w: r = ε g / ‖g‖₂ with g = ∂L/∂w over the whole "
         "embedded sequence of each example; the loss is L(w) + λ · L(w + r).",
-        ("adv_epsilon", "adv_lambda"),
+        ("adv_epsilon", "adv_lambda", *_MULTI_STEP),
         gradient=True,
     ),
     "word_iat": MethodSpec(
@@ -151,7 +153,7 @@ METHODS: dict[str, MethodSpec] = {
         "interpretable adversarial training on word embeddings (Word iAT, Sato et al. 2018)",
         "Adversarial perturbation of each word embedding restricted to the directions towards its K nearest "
         "vocabulary embeddings, weighted by α = ε g / ‖g‖₂; the loss is L(w) + λ · L(w + r).",
-        ("adv_epsilon", "adv_lambda", "adv_num_neighbors", "adv_iat_normalize"),
+        ("adv_epsilon", "adv_lambda", "adv_num_neighbors", "adv_iat_normalize", *_MULTI_STEP),
         gradient=True,
     ),
     "attention_vat": MethodSpec(

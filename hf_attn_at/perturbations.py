@@ -9,7 +9,8 @@ Shapes: `mask` is `(batch_size, sequence_length)` (bool or 0/1); attention score
 `(batch_size, sequence_length, embedding_size)`. Norms are L2 over the whole example. Computation runs in
 at least float32 (attention iAT: float64) and the result has the input's dtype. Attention iAT also takes grouped
 scores `(batch_size, num_groups, group_size)` (a Transformers encoder's layer-heads), with directions and norms per
-group. `DIRECTIONS` gives each method's direction function under one signature.
+group. `DIRECTIONS` gives each method's direction function under one signature; `projected_gradient_ascent` takes
+several steps of one inside the per-example ε-ball (multi-step training, and any PGD attack).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ __all__ = [
     "gradient_perturbation",
     "kl_divergence",
     "nearest_neighbors",
+    "project_to_ball",
+    "projected_gradient_ascent",
     "random_perturbation",
     "scale_by_score_std",
+    "token_neighbors",
     "word_iat_perturbation",
 ]
 
@@ -310,6 +314,23 @@ def nearest_neighbors(
     return torch.cat(neighbors)
 
 
+def token_neighbors(
+    input_ids: torch.Tensor, embedding_matrix: torch.Tensor, num_neighbors: int, exclude_ids: Iterable[int] = ()
+) -> torch.LongTensor:
+    """[`nearest_neighbors`] of every token of a batch, searched for its unique ids only.
+
+    Args:
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): the tokens' ids.
+        embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`).
+        num_neighbors (`int`): K.
+        exclude_ids (`Iterable[int]`): ids never returned as neighbours (special tokens).
+
+    Returns a `torch.LongTensor` of shape `(batch_size, sequence_length, num_neighbors)`, nearest first.
+    """
+    unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
+    return nearest_neighbors(unique_ids, embedding_matrix, num_neighbors, exclude_ids)[inverse]
+
+
 def scale_by_score_std(perturbation: Perturbation, scores: torch.Tensor, mask: torch.Tensor) -> Perturbation:
     """Rescale each example's attention perturbation by the standard deviation of its valid attention scores:
     for perturbations linear in ε (RP, AT, iAT), the same as `ε_i = ε · std(ã_i)`, a size relative to the
@@ -346,6 +367,7 @@ def word_iat_perturbation(
     num_neighbors: int = 10,
     exclude_ids: Iterable[int] = (),
     normalize: bool = False,
+    neighbor_ids: torch.Tensor | None = None,
 ) -> Perturbation:
     """Word iAT (Sato et al. 2018): a perturbation of each token's embedding toward its K nearest
     vocabulary neighbours.
@@ -363,14 +385,22 @@ def word_iat_perturbation(
         num_neighbors (`int`, *optional*, defaults to 10): K.
         exclude_ids (`Iterable[int]`, *optional*): ids never used as neighbours (special tokens).
         normalize (`bool`, *optional*, defaults to `False`): rescale each example's r to norm ε.
+        neighbor_ids (`torch.LongTensor` of shape `(batch_size, sequence_length, num_neighbors)`, *optional*):
+            the neighbours [`token_neighbors`] gives for these arguments, found once for several calls (multi-step);
+            searched here when not given.
 
     Returns a [`Perturbation`] whose `delta` has `embeds`' shape.
     """
     _check_epsilon(epsilon)
     dtype = _work_dtype(embeds.dtype)
     valid = _expand_mask(mask, embeds)  # (B, T, 1)
-    unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
-    neighbor_ids = nearest_neighbors(unique_ids, embedding_matrix, num_neighbors, exclude_ids)[inverse]  # (B, T, K)
+    if neighbor_ids is None:
+        neighbor_ids = token_neighbors(input_ids, embedding_matrix, num_neighbors, exclude_ids)  # (B, T, K)
+    elif neighbor_ids.shape != (*input_ids.shape, num_neighbors):
+        raise ValueError(
+            f"`neighbor_ids` must have shape {(*input_ids.shape, num_neighbors)} (batch_size, sequence_length, "
+            f"num_neighbors), got {tuple(neighbor_ids.shape)}"
+        )
     # The only (B, T, K, E) tensor: the differences w_k − w_t, kept unnormalised; 1/‖w_k − w_t‖ is folded into the
     # (B, T, K) weights. Zero or non-finite differences and padding give zero directions.
     diffs = embedding_matrix.detach().to(dtype)[neighbor_ids]
@@ -410,6 +440,8 @@ class DirectionInputs(NamedTuple):
         embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`, *optional*): word iAT.
         num_neighbors (`int`, *optional*, defaults to 10): word iAT's K.
         exclude_ids (`tuple[int, ...]`, *optional*): word iAT: ids never used as neighbours.
+        neighbor_ids (`torch.LongTensor` of shape `(batch_size, sequence_length, num_neighbors)`, *optional*): word
+            iAT: the neighbours found once ([`token_neighbors`]) for all the directions of a multi-step ascent.
     """
 
     values: torch.Tensor
@@ -419,6 +451,7 @@ class DirectionInputs(NamedTuple):
     embedding_matrix: torch.Tensor | None = None
     num_neighbors: int = 10
     exclude_ids: tuple[int, ...] = ()
+    neighbor_ids: torch.Tensor | None = None
 
 
 Direction = Callable[[DirectionInputs, torch.Tensor | None, float], Perturbation]
@@ -463,6 +496,7 @@ def _word_iat(inputs: DirectionInputs, grad: torch.Tensor | None, epsilon: float
     return word_iat_perturbation(
         inputs.values, _required(grad), inputs.mask, inputs.input_ids, inputs.embedding_matrix, epsilon,
         num_neighbors=inputs.num_neighbors, exclude_ids=inputs.exclude_ids, normalize=inputs.normalize,
+        neighbor_ids=inputs.neighbor_ids,
     )
 
 
@@ -484,3 +518,68 @@ DIRECTIONS: dict[str, Direction] = {
     "attention_vat": _attention_gradient,
     "attention_ivat": _attention_iat,
 }
+
+
+# ---------------------------------------------------------------- multi-step (projected gradient ascent)
+
+
+def project_to_ball(delta: torch.Tensor, mask: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """The Euclidean projection of each example's `delta` onto the ball of radius `epsilon`: zero on invalid
+    positions, then `r · min(1, ε / ‖r‖₂)` with the norm over the example's valid positions (and embedding
+    dimensions). A rescaling, so a perturbation in the span of a method's directions stays in it.
+
+    Args:
+        delta (`torch.Tensor` of shape `(batch_size, sequence_length)` or `(batch_size, sequence_length, embedding_size)`):
+            the perturbation r.
+        mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
+        epsilon (`float`): the radius.
+
+    Returns a tensor of `delta`'s shape and dtype (computed in at least float32). Examples with a non-finite norm
+    become zero.
+    """
+    _check_epsilon(epsilon)
+    work = delta.detach().to(_work_dtype(delta.dtype))
+    work = torch.where(_expand_mask(mask, work), work, torch.zeros_like(work))
+    norm = torch.linalg.vector_norm(work.flatten(1), dim=1).view(-1, *([1] * (work.dim() - 1)))
+    scale = torch.where(norm > epsilon, epsilon / torch.where(norm > 0, norm, torch.ones_like(norm)), torch.ones_like(norm))
+    projected = torch.where(torch.isfinite(norm), work * scale, torch.zeros_like(work))
+    return projected.to(delta.dtype)
+
+
+def projected_gradient_ascent(
+    direction: Direction,
+    inputs: DirectionInputs,
+    loss_gradient: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    epsilon: float,
+    num_steps: int,
+    step_size: float,
+) -> Perturbation:
+    """Multi-step adversarial perturbation (PGD, Madry et al. 2018, in a method's own directions):
+    `r ← Π_ε(r + direction(∇_r L(x + r), α))` `num_steps` times from `r = Π_ε(start)`.
+
+    Each step moves by the method's direction function at size α = `step_size` (AT: `α g / ‖g‖₂`; iAT: a step in
+    the span of its difference directions, which the projection, a rescaling, keeps); [`project_to_ball`] then
+    brings each example back to `‖r‖₂ ≤ ε`, zero on invalid positions.
+
+    Args:
+        direction ([`Direction`]): the method's direction function (`DIRECTIONS[name]`).
+        inputs ([`DirectionInputs`]): its inputs (the clean tensor: iAT spans stay those of the clean values).
+        loss_gradient (`Callable[[torch.Tensor], torch.Tensor]`): `r ↦ ∂L/∂r` at the perturbed point, of `r`'s shape.
+        start (`torch.Tensor` of `inputs.values`' shape): the first perturbation (the one-step direction, or zeros).
+        epsilon (`float`): the radius ε of the per-example L2 ball.
+        num_steps (`int`): gradient steps after `start` (>= 0).
+        step_size (`float`): α (> 0).
+
+    Returns a [`Perturbation`] whose `delta` (detached, `start`'s shape and dtype) has per-example norm <= ε;
+    `num_zeroed` counts the examples whose final r is zero.
+    """
+    if not 0 < step_size < float("inf"):
+        raise ValueError(f"`step_size` must be a finite float > 0, got {step_size!r}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
+        raise ValueError(f"`num_steps` must be an integer >= 0, got {num_steps!r}")
+    delta = project_to_ball(start, inputs.mask, epsilon)
+    for _ in range(num_steps):
+        step = direction(inputs, loss_gradient(delta), step_size).delta
+        delta = project_to_ball(delta + step.to(delta.dtype), inputs.mask, epsilon)
+    return Perturbation(delta, delta.flatten(1).eq(0).all(dim=1).sum())

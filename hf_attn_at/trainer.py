@@ -11,6 +11,10 @@ One training step (SPEC §3):
 - word methods: the embeddings are looked up outside the forward and passed as `inputs_embeds`, so that
   `g = ∂L/∂w` is a gradient with respect to a tensor of ours (DDP-safe); a second full forward with
   `embedding_perturbation=r` → `L_adv`;
+- multi-step (`adv_num_steps=K > 1`, attention/word AT and iAT, beyond the paper): `r` above is the start of K − 1
+  projected ascent steps in the method's directions, each `∂L/∂r` from a probe: head-only on the detached states
+  for attention methods (still one encoder pass), a full forward of the unwrapped model for word methods (K + 1
+  encoder passes); neither touches a parameter gradient;
 - Transformers encoders (BERT, RoBERTa, DistilBERT, ...): attention RP/AT/iAT only, through
   `integrations.transformer_attention` (a second full forward; `g` taken on the clean forward's logits);
 - the trainer returns `L + λ · L_adv` (VAT/iVAT: `L_sup + λ · KL`; the diagnostic `attention_iat_released`:
@@ -24,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,16 @@ from .integrations.transformer_attention import check_supported, transformer_att
 from .methods import METHODS, AdversarialMethod
 from .model_card import ModelCardCallback, card_from_run_dir
 from .models.bilstm_attention import BiLSTMAttentionConfig
-from .perturbations import DIRECTIONS, DirectionInputs, Perturbation, kl_divergence, scale_by_score_std
+from .perturbations import (
+    DIRECTIONS,
+    Direction,
+    DirectionInputs,
+    Perturbation,
+    kl_divergence,
+    projected_gradient_ascent,
+    scale_by_score_std,
+    token_neighbors,
+)
 from .run_folder import mark_checkpoint_complete, write_settings
 from .runs import RESULTS_FILE
 from .training_args import AdversarialTrainingArguments
@@ -329,11 +342,11 @@ class AdversarialTrainer(Trainer):
                 f"adv_method={method.value!r} supports only BiLSTM-attention models, got {type(model).__name__}; "
                 f"Transformers encoders support {', '.join(supported[:-1])} and {supported[-1]}"
             )
-        if self.args.adv_epsilon_scale != "absolute":
-            raise ValueError(
-                f"adv_epsilon_scale={self.args.adv_epsilon_scale!r} supports only BiLSTM-attention models, got "
-                f"{type(model).__name__}"
-            )
+        for name, value, default in (
+            ("adv_epsilon_scale", self.args.adv_epsilon_scale, "absolute"), ("adv_num_steps", self.args.adv_num_steps, 1)
+        ):
+            if value != default:
+                raise ValueError(f"{name}={value!r} supports only BiLSTM-attention models, got {type(model).__name__}")
         check_supported(model)
         if self.args.gradient_checkpointing:
             raise ValueError(
@@ -357,9 +370,20 @@ class AdversarialTrainer(Trainer):
             probe = unwrapped(encoder_outputs=_detached_states(encoder_outputs, leaf), **head_inputs)
             (grad,) = torch.autograd.grad(probe.loss, leaf)
         direction = DIRECTIONS[args.adv_method.value]
-        perturbation = direction(DirectionInputs(scores, mask, args.adv_iat_normalize), grad, args.adv_epsilon)
-        if args.adv_epsilon_scale == "score_std":
-            perturbation = scale_by_score_std(perturbation, scores, mask)
+        direction_inputs = DirectionInputs(scores, mask, args.adv_iat_normalize)
+        perturbation = direction(direction_inputs, grad, args.adv_epsilon)
+        if args.adv_num_steps > 1:
+            probe_states = _detached_states(encoder_outputs, scores.detach())
+
+            def loss_gradient(delta: torch.Tensor) -> torch.Tensor:
+                """∂L/∂r at ã + r (score_std: r is the unscaled perturbation) from a head-only probe."""
+                leaf = delta.detach().requires_grad_()
+                scaled = self._scale_scores(Perturbation(leaf, perturbation.num_zeroed), scores, mask).delta
+                probe = unwrapped(encoder_outputs=probe_states, attention_perturbation=scaled, **head_inputs)
+                return torch.autograd.grad(probe.loss, leaf)[0]
+
+            perturbation = self._multi_step(direction, direction_inputs, loss_gradient, perturbation)
+        perturbation = self._scale_scores(perturbation, scores, mask)
         adv_outputs = unwrapped(
             encoder_outputs=encoder_outputs, attention_perturbation=perturbation.delta, **head_inputs
         )
@@ -417,9 +441,44 @@ class AdversarialTrainer(Trainer):
             embeds, mask, args.adv_iat_normalize, input_ids, embedding.weight, args.adv_num_neighbors,
             tuple(self._special_token_ids(unwrapped)),
         )
-        perturbation = DIRECTIONS[args.adv_method.value](direction_inputs, grad, args.adv_epsilon)
+        if args.adv_num_steps > 1 and "adv_num_neighbors" in args.adv_method.spec.settings:
+            # Word iAT: the neighbours stay those of the clean tokens; searched once for all the ascent's directions.
+            neighbor_ids = token_neighbors(input_ids, embedding.weight, args.adv_num_neighbors, direction_inputs.exclude_ids)
+            direction_inputs = direction_inputs._replace(neighbor_ids=neighbor_ids)
+        direction = DIRECTIONS[args.adv_method.value]
+        perturbation = direction(direction_inputs, grad, args.adv_epsilon)
+        if args.adv_num_steps > 1:
+            clean_embeds = embeds.detach()
+
+            def loss_gradient(delta: torch.Tensor) -> torch.Tensor:
+                """∂L/∂r at w + r from a full forward of the unwrapped model (no parameter gradient)."""
+                leaf = delta.detach().requires_grad_()
+                probe = unwrapped(inputs_embeds=clean_embeds, embedding_perturbation=leaf, **other_inputs)
+                return torch.autograd.grad(probe.loss, leaf)[0]
+
+            perturbation = self._multi_step(direction, direction_inputs, loss_gradient, perturbation)
         adv_outputs = unwrapped(inputs_embeds=embeds, embedding_perturbation=perturbation.delta, **other_inputs)
         return outputs, adv_outputs, perturbation
+
+    def _scale_scores(self, perturbation: Perturbation, scores: torch.Tensor, mask: torch.Tensor) -> Perturbation:
+        """`perturbation` sized by `adv_epsilon_scale`: unchanged (`absolute`) or `scale_by_score_std`."""
+        if self.args.adv_epsilon_scale == "score_std":
+            return scale_by_score_std(perturbation, scores, mask)
+        return perturbation
+
+    def _multi_step(
+        self,
+        direction: Direction,
+        inputs: DirectionInputs,
+        loss_gradient: Callable[[torch.Tensor], torch.Tensor],
+        start: Perturbation,
+    ) -> Perturbation:
+        """`adv_num_steps − 1` projected ascent steps of size `adv_step_size` from the one-step perturbation `start`
+        (`perturbations.projected_gradient_ascent`), inside the per-example `adv_epsilon` ball."""
+        args = self.args
+        return projected_gradient_ascent(
+            direction, inputs, loss_gradient, start.delta, args.adv_epsilon, args.adv_num_steps - 1, args.adv_step_size
+        )
 
     def _special_token_ids(self, model: nn.Module) -> list[int]:
         """Ids never used as word-iAT neighbours: the tokenizer's special tokens, else the config's pad/sep."""

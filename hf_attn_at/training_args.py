@@ -56,6 +56,16 @@ class AdversarialTrainingArguments(TrainingArguments):
             BiLSTM attention RP/AT/iAT (and iAT-released): `"absolute"` sizes r by ε as in the paper; `"score_std"`
             multiplies each example's r by the standard deviation of its valid attention scores (ε relative to the
             example's score scale, which a model cannot escape by saturating its softmax; our extension).
+        adv_num_steps (`int`, *optional*, defaults to `1`):
+            Attention AT/iAT and word AT/iAT on BiLSTM-attention models: K >= 1 ascent steps per training step
+            (multi-step adversarial training in the style of PGD/FreeLB, beyond the paper). 1 is the paper's one-step
+            perturbation; K > 1 starts from it and takes K − 1 more steps `r ← Π_ε(r + direction(∇_r L(x + r), α))`
+            in the method's own directions, Π_ε the projection onto the per-example L2 ball `‖r‖₂ <= ε` (for iAT a
+            bound on r itself, not on its direction weights).
+        adv_step_size (`float`, *optional*):
+            The step α of `adv_num_steps > 1` (finite, > 0); unset, it becomes `2.5 · adv_epsilon / adv_num_steps`
+            (Madry et al. 2018: the steps together can cross the ball whatever the start). Must stay unset for
+            `adv_num_steps=1`.
         adv_attention_norm (`str` or [`AttentionNorm`], *optional*, defaults to `"per_layer_head"`):
             Transformers encoders only: `per_layer_head` perturbs every layer-head of an example with norm ε over its
             valid logits (iAT: directions per layer-head); `global` takes the norm over all layer-heads together.
@@ -108,6 +118,16 @@ class AdversarialTrainingArguments(TrainingArguments):
         metadata={"help": "BiLSTM attention RP/AT/iAT: 'absolute' (the paper: ||r|| set by epsilon) or 'score_std' "
                           "(ours: epsilon times the std of each example's valid attention scores).",
                   "choices": list(EPSILON_SCALES)},
+    )
+    adv_num_steps: int = field(
+        default=1,
+        metadata={"help": "Attention/word AT and iAT: ascent steps per training step (K >= 1; K > 1: projected "
+                          "gradient ascent in the method's directions, beyond the paper)."},
+    )
+    adv_step_size: float | None = field(
+        default=None,
+        metadata={"help": "Step size alpha of adv_num_steps > 1 (finite, > 0; default 2.5 * adv_epsilon / "
+                          "adv_num_steps)."},
     )
     adv_attention_norm: str = field(
         default=AttentionNorm.PER_LAYER_HEAD.value,
@@ -170,11 +190,34 @@ class AdversarialTrainingArguments(TrainingArguments):
         iterations = self.adv_vat_num_iterations
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"`adv_vat_num_iterations` must be an integer >= 1, got {iterations!r}")
+        self._check_multi_step_settings()
         steps = self.max_consecutive_nonfinite_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"`max_consecutive_nonfinite_steps` must be an integer >= 1, got {steps!r}")
         self._check_optimizer_settings()
         super().__post_init__()
+
+    def _check_multi_step_settings(self) -> None:
+        """Validate `adv_num_steps` and `adv_step_size`; with `adv_num_steps > 1`, fill the default step size."""
+        num_steps = self.adv_num_steps
+        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+            raise ValueError(f"`adv_num_steps` must be an integer >= 1, got {num_steps!r}")
+        if num_steps > 1 and "adv_num_steps" not in self.adv_method.spec.settings:
+            multi_step = [name for name, spec in METHODS.items() if "adv_num_steps" in spec.settings]
+            raise ValueError(
+                f"`adv_num_steps={num_steps}` takes gradient steps: it applies to {', '.join(multi_step[:-1])} and "
+                f"{multi_step[-1]}, not {self.adv_method.value!r}"
+            )
+        if self.adv_step_size is None:
+            if num_steps > 1:
+                self.adv_step_size = 2.5 * self.adv_epsilon / num_steps
+        elif num_steps == 1:
+            raise ValueError(
+                f"`adv_step_size={self.adv_step_size!r}` is the step of adv_num_steps > 1; with adv_num_steps=1 leave it "
+                "unset"
+            )
+        elif isinstance(self.adv_step_size, bool) or not self.adv_step_size > 0:
+            raise ValueError(f"`adv_step_size` must be a finite float > 0, got {self.adv_step_size!r}")
 
     def _check_optimizer_settings(self) -> None:
         """Raise on a setting the optimizer would reject later, or on `paper_optimizer` with a chosen `optim`."""
