@@ -200,12 +200,3 @@ class DataArguments(CustomDataArguments):
         if self.is_custom:
             return self.custom_label
         return task_label(self.task_name, self.babi_size)
-
-    @property
-    def is_pair(self) -> bool:
-        """Whether examples are text pairs (for custom data: after `load_data` resolved the columns)."""
-        if self.is_custom:
-            return self.text_pair_column is not None
-        from .data import get_task
-
-        return get_task(self.task_name).is_pair
