@@ -1,4 +1,4 @@
-"""Task metrics of SPEC §5 for `Trainer(compute_metrics=...)`: accuracy, F1, AUC, top-k accuracy."""
+"""Task metrics (docs/METHODS.md#data-protocol) for `Trainer(compute_metrics=...)`: accuracy, F1, AUC, top-k accuracy."""
 
 from __future__ import annotations
 
