@@ -25,8 +25,14 @@ logger = logging.getLogger(__name__)
 class DataSettings(Protocol):
     """What [`load_data`] reads: the fields of `hf_attn_at.arguments.DataArguments` (any object with them)."""
 
-    is_custom: bool
-    dataset_label: str
+    @property
+    def is_custom(self) -> bool:
+        """Whether the data are a user's files or Hub dataset (else the built-in `task_name`)."""
+
+    @property
+    def dataset_label(self) -> str:
+        """The data's name in logs."""
+
     train_file: str | None
     validation_file: str | None
     test_file: str | None

@@ -63,20 +63,6 @@ def test_caps_keep_the_recorded_rows(pairs):
     assert EVAL_SAMPLE_SEED == 0
 
 
-def test_data_package_does_not_import_arguments():
-    import ast
-    from pathlib import Path
-
-    import hf_attn_at.data as data_package
-
-    for path in Path(data_package.__file__).parent.glob("*.py"):
-        if path.name == "__main__.py":  # the `prepare` command line: an entry point, not part of the library
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom):
-                assert "arguments" not in (node.module or ""), f"{path.name} imports {node.module}"
-
-
 def test_a_given_tokenizer_encodes_every_split(pairs, tmp_path):
     """A saved model's tokenizer (here: one built on other texts) is used as is, not rebuilt from train."""
     from hf_attn_at import build_word_tokenizer
