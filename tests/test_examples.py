@@ -97,3 +97,22 @@ def test_example_runs_on_two_processes_with_accelerate(tmp_path):
     # 2 processes x 16 examples per device: a global batch of 32.
     assert "Total train batch size (w. parallel, distributed & accumulation) = 32" in proc.stdout + proc.stderr
     assert (out / "model.safetensors").is_file()
+
+
+def test_examples_use_the_public_api_only():
+    """Examples import names that `hf_attn_at` exports, or its public subpackages `data` and `interpret`."""
+    import ast
+
+    import hf_attn_at
+
+    for script in sorted((REPO_ROOT / "examples").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hf_attn_at"):
+                if node.module == "hf_attn_at":
+                    private = [alias.name for alias in node.names if alias.name not in hf_attn_at.__all__]
+                    assert not private, f"{script.name} imports {private} (not in hf_attn_at.__all__)"
+                else:
+                    assert node.module in ("hf_attn_at.data", "hf_attn_at.interpret"), f"{script.name}: {node.module}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("hf_attn_at."), f"{script.name} imports {alias.name}"
