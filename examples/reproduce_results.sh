@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates docs/RESULTS.md, its figures and model_cards/ with the CPU protocol of docs/RESULTS_NOTES.md
-# (fewer epochs than SPEC §4 for SST, 20News, SNLI and MultiNLI; the IMDB grid near the end is best on a GPU).
+# (fewer epochs than docs/METHODS.md#hyper-parameters for SST, 20News, SNLI and MultiNLI; the IMDB grid near the end is best on a GPU).
 # Every finished run's small files (metrics, settings, explanations; no weights) are recorded in $RECORDS
 # (default docs/runs, committed): recorded runs and run folders under $OUT count as finished and are skipped,
 # so the script resumes where it stopped, also on another machine. To retrain everything, point RECORDS at an
@@ -19,7 +19,7 @@ hf-attn-at reproduce --grid paper --tasks babi1 babi2 --babi_size 1k "${COMMON[@
 hf-attn-at reproduce "${SWEEP[@]}" --tasks sst --num_train_epochs 4 "${COMMON[@]}"
 hf-attn-at reproduce "${SWEEP[@]}" --tasks babi1 --babi_size 1k "${COMMON[@]}"
 hf-attn-at reproduce "${SWEEP[@]}" --tasks snli --num_train_epochs 3 "${COMMON[@]}"
-# The rest of the offline tasks at SPEC §4's epochs, two 1-thread runs at a time on a 2-core CPU: bAbI 3 (1k) took
+# The rest of the offline tasks at the paper's epochs (docs/METHODS.md#hyper-parameters), two 1-thread runs at a time on a 2-core CPU: bAbI 3 (1k) took
 # ~4 CPU-hours (8-12 min per vanilla/attention run, 15-23 min word AT/iAT), bAbI 1 (10k) ~3; IMDB ~11
 # (20-23 min per vanilla/attention run, 51 min word AT, ~79 CPU-min word iAT). Best on a GPU.
 hf-attn-at reproduce --grid paper --tasks imdb babi3 --babi_size 1k "${COMMON[@]}"

@@ -29,11 +29,18 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorWithPadding, HfArgumentParser, set_seed
 
-from hf_attn_at import AdversarialMethod, AdversarialTrainer, AdversarialTrainingArguments, explain_model
-from hf_attn_at.arguments import DataArguments, ModelArguments
+from hf_attn_at import (
+    AdversarialMethod,
+    AdversarialTrainer,
+    AdversarialTrainingArguments,
+    DataArguments,
+    ModelArguments,
+    build_model,
+    compute_metrics,
+    explain_model,
+    load_data,
+)
 from hf_attn_at.data import labelled_subset
-from hf_attn_at.experiment import build_model, load_data
-from hf_attn_at.metrics import compute_metrics
 
 
 @dataclass
@@ -49,7 +56,8 @@ def main():
     model_args, data_args, training_args, semi_args = parser.parse_args_into_dataclasses()
     if data_args.labelled_fraction is None:
         parser.error("--labelled_fraction is required")
-    dataset, tokenizer = load_data(data_args, training_args.seed)  # train labels hidden, eval splits intact
+    data = load_data(data_args, training_args.seed)  # train labels hidden, eval splits intact
+    dataset, tokenizer = data.dataset, data.tokenizer
     train_all, train_labelled = dataset["train"], labelled_subset(dataset["train"])
     rows = []
     for name in semi_args.methods:
@@ -62,7 +70,7 @@ def main():
         )
         train = train_all if method.is_virtual else train_labelled
         set_seed(args.seed)  # the same initial model for every method
-        model = build_model(model_args, tokenizer, train_all, is_pair=False)
+        model = build_model(model_args, data)  # sized for the task's labels and input
         trainer = AdversarialTrainer(
             model=model, args=args, train_dataset=train, processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,

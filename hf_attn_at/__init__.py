@@ -4,10 +4,12 @@ Importing the package registers the BiLSTM + attention models with the Auto clas
 """
 
 from ._version import __version__
-from .data import load_task, prepare_task, tokenize_dataset
+from .arguments import DataArguments, ModelArguments
+from .data import LoadedData, load_data, load_task, prepare_task, tokenize_dataset
+from .experiment import build_model
 from .hub import export_for_hub
 from .interpret import attention_agreement, explain_model, gradient_importance
-from .metrics import metric_path
+from .metrics import compute_metrics, metric_path
 from .model_card import ModelCardCallback, build_model_card
 from .models.bilstm_attention import (
     BiLSTMAttentionConfig,
@@ -37,14 +39,20 @@ __all__ = [
     "BiLSTMAttentionModelOutput",
     "BiLSTMAttentionPreTrainedModel",
     "BiLSTMAttentionSequenceClassifierOutput",
+    "DataArguments",
+    "LoadedData",
+    "ModelArguments",
     "ModelCardCallback",
     "attention_agreement",
+    "build_model",
     "build_model_card",
     "build_word_tokenizer",
+    "compute_metrics",
     "explain_model",
     "export_for_hub",
     "gradient_importance",
     "jain_wallace_tokenize",
+    "load_data",
     "load_task",
     "load_word_vectors",
     "metric_path",

@@ -39,7 +39,7 @@ def safe_path_component(value: Any, what: str) -> str:
 
 @dataclass
 class ModelArguments:
-    """Which model to train: a new BiLSTM + attention model (SPEC §1 sizes) or a saved one."""
+    """Which model to train: a new BiLSTM + attention model (sizes: docs/METHODS.md#models) or a saved one."""
 
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Continue from a saved hf_attn_at model folder (its tokenizer is reused)."}
@@ -162,7 +162,7 @@ class DataArguments(CustomDataArguments):
     babi_size: str = field(default="10k", metadata={"help": "bAbI tasks: '10k' (the paper's) or '1k'.",
                                                      "choices": ["10k", "1k"]})
     min_df: int | None = field(
-        default=None, metadata={"help": "Vocabulary minimum document frequency (default: the SPEC's per task)."}
+        default=None, metadata={"help": "Vocabulary minimum document frequency (default: the task's, docs/METHODS.md#data-protocol)."}
     )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep a random sample of N training examples (seeded by --seed)."}
@@ -200,12 +200,3 @@ class DataArguments(CustomDataArguments):
         if self.is_custom:
             return self.custom_label
         return task_label(self.task_name, self.babi_size)
-
-    @property
-    def is_pair(self) -> bool:
-        """Whether examples are text pairs (for custom data: after `load_data` resolved the columns)."""
-        if self.is_custom:
-            return self.text_pair_column is not None
-        from .data import get_task
-
-        return get_task(self.task_name).is_pair

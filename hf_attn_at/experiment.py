@@ -19,10 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import datasets
 from transformers import (
     DataCollatorWithPadding,
-    PreTrainedTokenizerBase,
     TrainerCallback,
     TrainerState,
     set_seed,
@@ -30,7 +28,7 @@ from transformers import (
 from transformers.trainer_callback import ExportableState
 
 from .arguments import DataArguments, ModelArguments
-from .data import EVAL_SAMPLE_SEED, hide_labels, load_custom, prepare_dataset, prepare_task, sample_examples
+from .data import EVAL_SAMPLE_SEED, LoadedData, load_data, sample_examples
 from .interpret import Explanation, explain_model
 from .interpret.report import json_safe
 from .metrics import compute_metrics
@@ -92,60 +90,17 @@ class RunClock(TrainerCallback, ExportableState):
         return cls(**saved["args"]) if isinstance(saved, dict) else cls()
 
 
-def load_data(data_args: DataArguments, seed: int) -> tuple[datasets.DatasetDict, PreTrainedTokenizerBase]:
-    """The tokenized task (or the user's data) and its tokenizer, with the optional `max_*_samples` caps applied and,
-    with `labelled_fraction`, all but a seeded fraction of the training labels set to -100 (evaluation splits keep
-    theirs).
-
-    For custom data the column names used (inferred ones included) are written back to `data_args`, so
-    `data_args.is_pair` is known afterwards; the vocabulary uses `min_df` (default 1).
-    """
-    if data_args.is_custom:
-        raw, columns = load_custom(
-            train_file=data_args.train_file, validation_file=data_args.validation_file,
-            test_file=data_args.test_file, dataset_name=data_args.dataset_name,
-            dataset_config_name=data_args.dataset_config_name, text_column=data_args.text_column,
-            text_pair_column=data_args.text_pair_column, label_column=data_args.label_column,
-            validation_split_percentage=data_args.validation_split_percentage, seed=seed, return_columns=True,
-        )
-        data_args.text_column, data_args.text_pair_column, data_args.label_column = columns
-        dsd, tokenizer = prepare_dataset(raw, min_df=data_args.min_df or 1, name=data_args.dataset_label)
-    else:
-        options: dict[str, Any] = {}
-        if data_args.task_name.startswith("babi"):
-            options["babi_size"] = data_args.babi_size
-        dsd, tokenizer = prepare_task(
-            data_args.task_name, source=data_args.data_source, data_dir=data_args.data_dir,
-            min_df=data_args.min_df, **options,
-        )
-    caps = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
-    for split in dsd:
-        cap = caps.get(split, data_args.max_test_samples)
-        if cap is not None and cap < len(dsd[split]):
-            # Files can be sorted by label (SST's test set is): cap a seeded sample, never the first rows.
-            # Evaluation splits use a fixed seed so that every run of a grid sees the same examples.
-            sample_seed = seed if split == "train" else EVAL_SAMPLE_SEED
-            logger.info("%s: keeping a seeded sample of %d of %d examples (--max_*_samples)", split, cap, len(dsd[split]))
-            dsd[split] = sample_examples(dsd[split], cap, sample_seed)
-    if data_args.labelled_fraction is not None:
-        logger.info("train: keeping the labels of a seeded %.3g of the examples (--labelled_fraction)",
-                    data_args.labelled_fraction)
-        dsd["train"] = hide_labels(dsd["train"], data_args.labelled_fraction, seed)
-    return dsd, tokenizer
-
-
-def build_model(
-    model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase, train: datasets.Dataset, is_pair: bool
-) -> BiLSTMAttentionForSequenceClassification:
-    """A new model sized for the task (label names and candidate masks read from `train`), or a saved one.
+def build_model(model_args: ModelArguments, data: LoadedData) -> BiLSTMAttentionForSequenceClassification:
+    """A new model sized for the loaded data (label names, single or pair input, candidate masks), or a saved one
+    (`model_args.model_name_or_path`).
 
     With `model_args.word_vectors` the new model's embeddings start from those vectors, and `config.word_vectors`
     records their name and coverage of the vocabulary.
     """
     if model_args.model_name_or_path is not None:
         return BiLSTMAttentionForSequenceClassification.from_pretrained(model_args.model_name_or_path)
-    label_names = train.features["label"].names
-    use_candidate_mask = "candidate_mask" in train.column_names
+    tokenizer, label_names = data.tokenizer, data.label_names
+    use_candidate_mask = "candidate_mask" in data.dataset["train"].column_names
     config = BiLSTMAttentionConfig(
         vocab_size=len(tokenizer),
         embedding_size=model_args.embedding_size,
@@ -153,7 +108,7 @@ def build_model(
         attention_hidden_size=model_args.attention_hidden_size,
         attention_type=model_args.attention_type,
         dropout=model_args.dropout,
-        input_type="pair" if is_pair else "single",
+        input_type="pair" if data.is_pair else "single",
         use_candidate_mask=use_candidate_mask,
         pad_token_id=tokenizer.pad_token_id,
         sep_token_id=tokenizer.sep_token_id,
@@ -275,14 +230,15 @@ def _run_locked(
     stored = None if training_args.overwrite_output_dir else read_settings(output_dir)
     check_settings(output_dir, stored, settings)  # before loading data: a mismatch of flags stops at once
     set_seed(training_args.seed)
-    dsd, tokenizer = load_data(data_args, training_args.seed)
+    data = load_data(data_args, training_args.seed)
+    dsd, tokenizer = data.dataset, data.tokenizer
     settings["data_fingerprint"] = data_fingerprint(dsd, tokenizer)
     check_settings(output_dir, stored, settings)
     resume = find_resume_checkpoint(output_dir, training_args, settings, main_process)
     if main_process:
         write_settings(output_dir, settings)
     clock = RunClock.from_checkpoint(resume)
-    model = build_model(model_args, tokenizer, dsd["train"], data_args.is_pair)
+    model = build_model(model_args, data)
     trainer = AdversarialTrainer(
         model=model,
         args=training_args,
@@ -328,8 +284,8 @@ def _run_locked(
         agreement=agreement,
         agreement_split=main_split,
         attention_sensitivity={key: explanation.summary[f"attention_{key}_mean"] for key in ("grad_norm", "score_range")},
-        data_args=asdict(data_args),
-        num_examples={split: len(ds) for split, ds in dsd.items()},
+        data_args={**asdict(data_args), **(data.columns or {})},  # with the columns used
+        num_examples=data.num_examples,
         train_runtime=train_output.metrics.get("train_runtime"),
         total_runtime=clock.elapsed,
         training_logs=training_log_summary(trainer.state.log_history),

@@ -1,6 +1,6 @@
 """`AdversarialTrainer`: adversarial training on attention scores (Kitada & Iyatomi 2021) or word embeddings.
 
-One training step (SPEC §3):
+One training step (docs/METHODS.md#cost-of-a-training-step):
 
 - attention methods: one forward → `L`; `g = ∂L/∂ã` from a head-only probe on a detached leaf of the scores
   (no parameter `.grad` touched, no DDP hook); `r` from `g` (detached); a head-only re-run on the cached encoder

@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tomllib
-from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data, subprocess_env
+from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data
 
 import hf_attn_at
 from hf_attn_at.arguments import DataArguments
@@ -169,53 +169,6 @@ def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
     assert state["global_step"] == 4
     resumed = json.loads((run / "results.json").read_text())
     assert 1000 < resumed["total_runtime"] < 1000 + resumed["train_runtime"] + 300
-
-
-EXAMPLE_ARGS = [*TINY_MODEL, *LOCAL, "--max_train_samples", "96", "--max_eval_samples", "48",
-                "--max_test_samples", "48", "--num_train_epochs", "1", "--per_device_train_batch_size", "16",
-                "--report_to", "none", "--disable_tqdm", "true", "--adv_epsilon", "1.0",
-                "--train_sampling_strategy", "group_by_length"]  # as in the scripts' docstrings
-
-
-@pytest.mark.parametrize(
-    "script,task,method",
-    [
-        ("run_classification.py", ["--task_name", "sst"], "attention_iat"),
-        ("run_nli.py", ["--task_name", "snli"], "attention_at"),
-        ("run_qa.py", ["--task_name", "babi1", "--babi_size", "1k"], "word_at"),
-    ],
-)
-@require_shared_data("sst")
-def test_examples_run_with_python(tmp_path, script, task, method):
-    out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "examples" / script), *task, *EXAMPLE_ARGS, "--adv_method", method,
-         "--output_dir", str(out)],
-        capture_output=True, text=True, env=subprocess_env(), timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "modeling_bilstm_attention.py", "README.md"):
-        assert (out / name).is_file(), name
-    test_files = sorted(p.name for p in out.glob("test*_results.json"))
-    assert test_files, list(out.iterdir())
-    assert method in (out / "README.md").read_text()
-
-
-@require_shared_data("sst")
-def test_example_runs_on_two_processes_with_accelerate(tmp_path):
-    out = tmp_path / "out"
-    env = subprocess_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--main_process_port", "0", str(REPO_ROOT / "examples" / "run_classification.py"), "--task_name", "sst",
-         *EXAMPLE_ARGS, "--adv_method", "attention_at", "--use_cpu", "--log_level", "info",
-         "--output_dir", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    # 2 processes x 16 examples per device: a global batch of 32.
-    assert "Total train batch size (w. parallel, distributed & accumulation) = 32" in proc.stdout + proc.stderr
-    assert (out / "model.safetensors").is_file()
 
 
 @pytest.mark.parametrize(("script", "results_file", "records", "grid"), [

@@ -9,9 +9,9 @@ import torch
 from test_trainer import EPSILON, LAMBDA, SPECIAL_IDS, collate, make_examples, make_trainer, tiny_model
 from test_vat import iat_directions_loop
 
-from hf_attn_at.model_card import build_model_card, summarize_training_args
 from hf_attn_at.interpret.report import json_safe
 from hf_attn_at.methods import METHODS
+from hf_attn_at.model_card import build_model_card, summarize_training_args
 from hf_attn_at.perturbations import (
     DIRECTIONS,
     DirectionInputs,

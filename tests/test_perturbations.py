@@ -102,7 +102,7 @@ def test_nan_only_on_padding_is_ignored(mask):
 
 
 def reference_attention_iat(scores, grad, mask, epsilon, normalize=False):
-    """SPEC §2.1 with Python loops in float64."""
+    """docs/METHODS.md#attention-iat with Python loops in float64."""
     scores, grad = scores.double(), grad.double()
     batch_size = scores.shape[0]
     out = torch.zeros_like(scores)

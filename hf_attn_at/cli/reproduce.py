@@ -117,7 +117,7 @@ class ReproduceArguments:
         default="10k", metadata={"help": "bAbI version: '10k' (the paper's) or '1k' (local copies of tasks 2-3).",
                                  "choices": ["10k", "1k"]}
     )
-    num_train_epochs: float | None = field(default=None, metadata={"help": "Override the epochs (SPEC: 8 / 10)."})
+    num_train_epochs: float | None = field(default=None, metadata={"help": "Override the epochs (the paper's 8 / 10: docs/METHODS.md#hyper-parameters)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Cap the training examples."})
     word_vectors: str | None = field(
         default=None,

@@ -30,9 +30,9 @@ def make_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--data_dir", default=None, help="folder of the local files (source=local)")
     prepare.add_argument("--output_dir", required=True, help="where to save the dataset and tokenizer")
     prepare.add_argument("--min_df", type=int, default=None, help="vocabulary min document frequency "
-                         "(default: the SPEC's value for the task)")
+                         "(default: the task's, docs/METHODS.md#data-protocol)")
     prepare.add_argument("--babi_size", choices=("1k", "10k"), default=None, help="bAbI version (default 10k)")
-    prepare.add_argument("--no_filters", action="store_true", help="skip the SPEC's length filters")
+    prepare.add_argument("--no_filters", action="store_true", help="skip the length filters of docs/METHODS.md#data-protocol")
     custom = prepare.add_argument_group("your own data (see docs/DATA.md)")
     for flag in ("train_file", "validation_file", "test_file", "dataset_name", "dataset_config_name", "text_column",
                  "text_pair_column", "label_column"):

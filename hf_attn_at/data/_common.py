@@ -92,7 +92,7 @@ def convert_hub_split(
 ) -> Rows:
     """Apply a row conversion to a Hub split.
 
-    ``convert`` returns None for rows that the SPEC drops (other classes, unlabelled pairs); their
+    ``convert`` returns None for rows that the data protocol drops (other classes, unlabelled pairs); their
     number is logged.
     """
     rows = [out for row in ds if (out := convert(row)) is not None]

@@ -5,7 +5,7 @@ class index 1-4, title, description; World = 1, Sports = 2, Business = 3, Sci/Te
 Hub: ``fancyzhx/ag_news`` (``text`` = title and description, ``label`` 0 World / 1 Sports /
 2 Business / 3 Sci/Tech). Text = ``title + " " + description``.
 
-Split (SPEC §5): official test; 15 % of train -> validation (seed 16377). No length filter.
+Split (docs/METHODS.md#data-protocol): official test; 15 % of train -> validation (seed 16377). No length filter.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ restarts at line number 1, statements are ``N sentence.``, questions are
 
 Each question becomes one example; its passage is every statement of the story before it, each
 without its final period, joined with " . " and closed by " .". Labels are answer words; the
-`ClassLabel` names are the training answers, sorted. Split (SPEC §5): official test; 15 % of the
+`ClassLabel` names are the training answers, sorted. Split (docs/METHODS.md#data-protocol): official test; 15 % of the
 training questions -> validation (seed 16377).
 
 Hub: ``facebook/babi_qa`` with config ``en-10k-qa{N}`` / ``en-qa{N}`` (one row per story).

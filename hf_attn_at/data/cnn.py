@@ -15,7 +15,7 @@ file in the original format::
 
 Labels are entity numbers (``ClassLabel`` names ``@entity0`` ... ``@entity{K-1}``, K = one more than
 the largest number seen in any split); ``candidate_mask`` (length K) is 1 for the entities that
-occur in the passage (SPEC §1.2). Official splits, no length filter.
+occur in the passage (docs/METHODS.md#pair-model). Official splits, no length filter.
 
 Hub: there is no canonical Hub copy of the DeepMind question files (``abisee/cnn_dailymail`` is
 the summarisation version), so ``source="hub"`` raises a `ValueError` pointing to

@@ -3,7 +3,7 @@
 Local files: ``<data_dir>/imdb/{train,test}.jsonl.xz``, one JSON object a line with ``text`` and
 ``label`` (1 pos, 0 neg). Hub: ``stanfordnlp/imdb`` (``text``, ``label`` 0 neg / 1 pos).
 
-Split (SPEC §5): training reviews with fewer than 400 tokens, 80/20 into train/validation (seed
+Split (docs/METHODS.md#data-protocol): training reviews with fewer than 400 tokens, 80/20 into train/validation (seed
 1378); test = a random 20 % (seed 1378) of the test reviews with fewer than 400 tokens. The
 "more than 6 tokens" filter is applied together with the 400-token bound, before splitting (one
 tokenisation pass; no review of the shared copy has 6 tokens or fewer). ``<br />`` tags are replaced by spaces before anything else (Jain & Wallace's

@@ -8,7 +8,7 @@ replies with scikit-learn's own functions (what ``fetch_20newsgroups(remove=...)
 Hub: ``SetFit/20_newsgroups`` (``text``, ``label``, ``label_text``; scikit-learn's copy with
 headers, footers and quotes already removed), keeping the two classes.
 
-Split (SPEC §5): train and test pooled (1993 messages), stratified 80/20 into train+dev / test,
+Split (docs/METHODS.md#data-protocol): train and test pooled (1993 messages), stratified 80/20 into train+dev / test,
 then stratified 80/20 into train / validation (seed 13478 both times); then 6 < length < 500.
 """
 

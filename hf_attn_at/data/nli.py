@@ -1,7 +1,7 @@
 """SNLI and MultiNLI: premise (``text``), hypothesis (``text_pair``), 3 classes.
 
 Labels: 0 entailment, 1 neutral, 2 contradiction; pairs without a gold label ("-", or -1 on the
-Hub) are dropped (SPEC §5) and their number logged.
+Hub) are dropped (docs/METHODS.md#data-protocol) and their number logged.
 
 SNLI. Hub: ``stanfordnlp/snli``, official splits. Local: ``<data_dir>/snli/{train,dev,test}.tsv``
 (header ``premise<TAB>hypothesis<TAB>label``, label 0-2). Without ``train.tsv`` (the shared copy

@@ -68,7 +68,7 @@ def prepare_task(
 
     Args:
         name, source, data_dir, options: as in :func:`load_task`.
-        min_df (`int`, *optional*): vocabulary minimum document frequency; defaults to the SPEC's
+        min_df (`int`, *optional*): vocabulary minimum document frequency; defaults to the data protocol's
             value for the task (both fields of pair tasks count as documents).
         max_vocab_size (`int`, *optional*): cap on the vocabulary size, special tokens included.
 

@@ -1,4 +1,4 @@
-"""Task registry: ``load_task(name, source)`` and each task's vocabulary ``min_df`` (SPEC §5)."""
+"""Task registry: ``load_task(name, source)`` and each task's vocabulary ``min_df`` (docs/METHODS.md#data-protocol)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class TaskSpec:
     Args:
         load_local (`Callable`): ``(data_dir, **options) -> DatasetDict`` reading the original files.
         load_hub (`Callable`): ``(**options) -> DatasetDict`` reading the Hub copy.
-        min_df (`int`): minimum document frequency of the training vocabulary (SPEC §5).
+        min_df (`int`): minimum document frequency of the training vocabulary (docs/METHODS.md#data-protocol).
         is_pair (`bool`): whether examples have a ``text_pair`` column.
         options (`tuple[str, ...]`): keyword options the loaders accept.
     """
@@ -82,7 +82,7 @@ def load_task(
         source (`str`, *optional*, defaults to `"hub"`): ``"hub"`` (`datasets.load_dataset`) or
             ``"local"`` (the original files under ``data_dir``, see `docs/DATA.md`).
         data_dir (`str`, *optional*): folder holding ``sst/``, ``imdb/``, ... for ``source="local"``.
-        options: ``apply_filters`` (`bool`, defaults to True: the SPEC's length filters) and, for
+        options: ``apply_filters`` (`bool`, defaults to True: the length filters of docs/METHODS.md#data-protocol) and, for
             bAbI, ``babi_size`` (``"10k"``, the paper's, or ``"1k"``).
     """
     task = get_task(name)

@@ -3,7 +3,7 @@
 Local files: ``<data_dir>/sst/{train,dev,test}.txt``, the original PTB trees, one per line, root
 label 0-4. Neutral roots (2) are dropped, roots >= 3 are positive; the text is the tree's leaves
 joined by spaces with the PTB escapes undone. This gives 6920 / 872 / 1821 sentences, the counts
-of Jain & Wallace's ``sst_dataset.csv``; the SPEC's length filter (>= 5 tokens) is applied after
+of Jain & Wallace's ``sst_dataset.csv``; the length filter of docs/METHODS.md#data-protocol (>= 5 tokens) is applied after
 that (``apply_filters=False`` keeps all sentences).
 
 Hub: ``SetFit/sst2`` (sentence level, the same 6920 / 872 / 1821 split); ``stanfordnlp/sst2`` is

@@ -58,13 +58,13 @@ def test_cli_parses_semi_supervised_run(tmp_path):
 
 @require_shared_data("sst")
 def test_load_data_hides_training_labels_only():
-    from hf_attn_at.experiment import load_data
+    from hf_attn_at.data import load_data
 
     data_args = DataArguments(
         task_name="sst", data_source="local", data_dir=str(SHARED_DATA), max_train_samples=200,
         max_eval_samples=50, max_test_samples=50, labelled_fraction=0.1,
     )
-    dsd, _ = load_data(data_args, seed=1)
+    dsd = load_data(data_args, seed=1).dataset
     assert sum(label != UNLABELLED for label in dsd["train"]["label"]) == 20
     assert dsd["train"].features["label"].names == dsd["test"].features["label"].names
     for split in ("validation", "test"):
