@@ -17,6 +17,11 @@ weights) are also copied to `RECORDS_DIR/<task>/<method>[-eps<ε>]/seed<seed>/`.
 and is aggregated like a run folder, so a committed records folder regenerates the report without the run
 folders, and a grid can be completed over several machines or sessions.
 
+After training, each run's robustness is evaluated on a seeded sample of its test split and stored in its record
+(`robustness`; `--no_eval_robustness` skips it, `hf_attn_at.robustness.RobustnessArguments` sets it);
+`--robustness_only` trains nothing and fills it for finished runs whose folders still hold weights. RESULTS.md then
+gets a robustness table and figure per task.
+
 Task labels name folders and files: they are letters, digits, `.`, `_` and `-` (see `safe_path_component`). Before
 anything is written, every `results.json` aggregated must hold a valid `task`, `method`, `epsilon` and `seed` that
 give its own folder's name, and no figure, report, card or record is written outside its folder.

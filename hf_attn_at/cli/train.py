@@ -2,6 +2,8 @@
 
     hf-attn-at train --task_name sst --data_source local --data_dir ../shared/data \\
         --adv_method attention_iat --adv_epsilon 1.0 --output_dir runs/sst-iat --num_train_epochs 3
+
+`--eval_robustness` also evaluates robustness on the test split (`results.json`: `robustness`; docs/ROBUSTNESS.md).
 """
 
 from __future__ import annotations
