@@ -376,7 +376,7 @@ def fill_robustness(
     root = Path(args.output_dir) / "runs"
     finished = finished_runs(args.output_dir, args.records_dir)
     records = {name: load_result(path, name) for name, path in finished.items()}
-    done = []
+    done, data = [], {}
     for run in plan_runs(args, custom, records):
         run_dir = root / run.name
         record = records.get(run.name)
@@ -387,9 +387,13 @@ def fill_robustness(
             logger.info("%s: robustness already recorded with these settings", run.name)
             continue
         data_args = run_arguments(args, run, run_dir, custom)[1]
-        dsd, tokenizer = load_data(data_args, run.seed)
+        key = (repr(data_args), run.seed)  # the runs of a task and seed share their data
+        if key not in data:
+            dsd, tokenizer = load_data(data_args, run.seed)
+            data[key] = dsd, data_fingerprint(dsd, tokenizer)
+        dsd, fingerprint = data[key]
         stored = (read_settings(run_dir) or {}).get("data_fingerprint")
-        if stored is not None and stored != data_fingerprint(dsd, tokenizer):
+        if stored is not None and stored != fingerprint:
             raise ValueError(f"{run_dir}: the data of these flags (e.g. --data_dir {args.data_dir}) is not the data "
                              f"this run was trained on (its run_settings.json data_fingerprint)")
         logger.info("robustness of %s", run.name)
