@@ -182,3 +182,21 @@ def test_robustness_only_conflicts_are_one_line(capsys):
     assert "give either --robustness_only or --aggregate_only" in capsys.readouterr().err
     assert main(["reproduce", "--robustness_only", "--no_eval_robustness"]) == 2
     assert "--robustness_only evaluates robustness: drop --no_eval_robustness" in capsys.readouterr().err
+
+
+@require_shared_data("sst")
+def test_train_evaluates_robustness_only_when_asked(tmp_path):
+    argv = ["train", "--task_name", "sst", "--data_source", "local", "--data_dir", str(SHARED_DATA),
+            "--embedding_size", "8", "--hidden_size", "8", "--attention_hidden_size", "8", "--max_train_samples", "32",
+            "--max_eval_samples", "16", "--max_test_samples", "24", "--explain_max_samples", "8",
+            "--per_device_train_batch_size", "16", "--num_train_epochs", "1", "--report_to", "none",
+            "--adv_method", "attention_at", "--adv_epsilon", "0.25"]
+    assert main([*argv, "--output_dir", str(tmp_path / "plain")]) == 0
+    assert RunRecord.load(tmp_path / "plain").robustness is None
+    assert main([*argv, "--output_dir", str(tmp_path / "robust"), "--eval_robustness", "--robustness_max_samples",
+                 "10", "--robustness_attacks", "attention"]) == 0
+    report = RunRecord.load(tmp_path / "robust").robustness
+    assert report["num_examples"] == 10 and set(report) == {"settings", "seconds", "num_examples", "clean_accuracy",
+                                                             "num_steps", "step_size", "attention"}
+    assert report["attention"]["epsilons"] == [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]  # ε, 2ε and the fixed radii
+    assert "### Robustness" in (tmp_path / "robust" / "README.md").read_text()  # the run's card
