@@ -138,7 +138,7 @@ def test_the_card_shows_the_robustness_numbers():
 
 
 @require_shared_data("sst")
-def test_reproduce_records_robustness_and_robustness_only_fills_it_again(tmp_path):
+def test_reproduce_records_robustness_and_robustness_only_fills_it_again(tmp_path, capsys):
     out, records = tmp_path / "grid", tmp_path / "records"
     argv = ["reproduce", "--grid", "ci", "--tasks", "sst", "--methods", "vanilla", "attention_at",
             "--max_train_samples", "64", "--explain_max_samples", "8", "--data_source", "local", "--data_dir",
@@ -170,6 +170,13 @@ def test_reproduce_records_robustness_and_robustness_only_fills_it_again(tmp_pat
         assert {k: v for k, v in again.items() if k != "seconds"} == \
             {k: v for k, v in trained.items() if k != "seconds"}
     assert vanilla.stat().st_mtime_ns == untouched
+    # Flags that rebuild other data than the run trained on are refused with one line, before any evaluation.
+    old = json.loads((run / RESULTS_FILE).read_text())
+    del old["robustness"]
+    (run / RESULTS_FILE).write_text(json.dumps(old))
+    assert main([*argv, "--robustness_only", "--max_train_samples", "48"]) == 2
+    assert "is not the data this run was trained on" in capsys.readouterr().err
+    assert "robustness" not in json.loads((run / RESULTS_FILE).read_text())
     # Records without weights are not evaluated (nothing to load): the record keeps what it has.
     shutil.rmtree(out / "runs")
     assert main([*argv, "--robustness_only", "--robustness_max_samples", "8"]) == 0

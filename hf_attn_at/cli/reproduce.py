@@ -398,7 +398,6 @@ def fill_robustness(
                              f"this run was trained on (its run_settings.json data_fingerprint)")
         logger.info("robustness of %s", run.name)
         model = load_run_model(run_dir).to("cuda" if torch.cuda.is_available() else "cpu")
-        record = RunRecord.load(run_dir)
         record.robustness = evaluate_run_robustness(model, dsd[record.agreement_split], settings)
         record.save(run_dir)
         if args.records_dir:
