@@ -38,6 +38,7 @@ from .models.bilstm_attention import (
     BiLSTMAttentionForAnswerSelection,
     BiLSTMAttentionForSequenceClassification,
 )
+from .robustness import RobustnessArguments, evaluate_run_robustness
 from .run_folder import (
     CHECKPOINT_MARKER,
     check_output_dir,
@@ -200,9 +201,13 @@ def find_resume_checkpoint(
 
 
 def run_experiment(
-    model_args: ModelArguments, data_args: DataArguments, training_args: AdversarialTrainingArguments
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: AdversarialTrainingArguments,
+    robustness_args: RobustnessArguments | None = None,
 ) -> RunRecord:
-    """Train, evaluate on every test split, measure attention–gradient agreement and save the run folder.
+    """Train, evaluate on every test split, measure attention–gradient agreement (and, with
+    `robustness_args.eval_robustness`, robustness: the record's `robustness`) and save the run folder.
 
     The output folder is checked and locked first (`hf_attn_at.run_folder`): a file, a foreign non-empty folder
     (without `--overwrite_output_dir`), a folder locked by a live process, or a run or checkpoint with other
@@ -215,7 +220,7 @@ def run_experiment(
     main_process = training_args.should_save
     with run_lock(output_dir) if main_process else nullcontext():
         check_output_dir(output_dir, training_args.overwrite_output_dir)
-        return _run_locked(model_args, data_args, training_args, output_dir, main_process)
+        return _run_locked(model_args, data_args, training_args, output_dir, main_process, robustness_args)
 
 
 def _run_locked(
@@ -224,6 +229,7 @@ def _run_locked(
     training_args: AdversarialTrainingArguments,
     output_dir: Path,
     main_process: bool,
+    robustness_args: RobustnessArguments | None = None,
 ) -> RunRecord:
     """`run_experiment` once this process holds the folder's lock (or is not the main process)."""
     settings = run_settings(model_args, data_args, training_args)
@@ -267,6 +273,10 @@ def _run_locked(
         show_progress=not training_args.disable_tqdm,
     )
     agreement = agreement_metrics(explanation)
+    robustness = None
+    if robustness_args is not None and robustness_args.eval_robustness and trainer.is_world_process_zero():
+        settings = robustness_args.settings(training_args.adv_epsilon, main_split)
+        robustness = evaluate_run_robustness(trainer.model, dsd[main_split], settings)
 
     args_dict = training_args.to_dict()
     args_dict["adv_method"] = training_args.adv_method.value
@@ -290,6 +300,7 @@ def _run_locked(
         total_runtime=clock.elapsed,
         training_logs=training_log_summary(trainer.state.log_history),
         code_version=code_version(),
+        robustness=robustness,
         training_args=json_safe(args_dict),
         num_labels=trainer.model.config.num_labels,
     )

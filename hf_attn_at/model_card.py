@@ -200,6 +200,7 @@ def build_model_card(
     model_name: str | None = None,
     repo_id: str | None = None,
     language: str | list[str] | None = "en",
+    robustness: Mapping[str, Any] | None = None,
 ) -> ModelCard:
     """Build the model card of a trained model from plain values.
 
@@ -221,6 +222,8 @@ def build_model_card(
         base_model, license, language: card metadata (`base_model` a Hub repo id).
         model_name: the `model-index` name; defaults to `bilstm-attention-<method>[-<dataset>]`.
         repo_id: the Hub id used in the loading snippets (a placeholder when not given).
+        robustness: a run record's `robustness` (`hf_attn_at.robustness.evaluate_run_robustness`): its
+            attention-attack accuracy per radius and Jain & Wallace's numbers become a short table.
 
     The card's text shows the strings (`model_name`, `dataset_name`, metric names, training arguments, ...)
     literally: HTML and Markdown in them are escaped.
@@ -286,7 +289,30 @@ def build_model_card(
         training_args=[(_escape(k), _escape(v)) for k, v in sorted((training_args or {}).items())],
         metrics=[(_escape(k), _format_value(v)) for k, v in metrics.items()],
         interpretability=[(_escape(k), _format_value(v)) for k, v in interpretability.items()],
+        robustness=_robustness_rows(robustness),
+        robustness_samples=(robustness or {}).get("num_examples"),
     )
+
+
+def _robustness_rows(robustness: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """`(measure, value)` rows of a run record's `robustness` for the card (none without it)."""
+    if not robustness:
+        return []
+    rows = [("clean accuracy", _format_value(robustness["clean_accuracy"]))]
+    attack = robustness.get("attention")
+    if attack is not None:
+        rows += [(f"accuracy under attention-score PGD, ε = {e:g}", _format_value(a))
+                 for e, a in zip(attack["epsilons"], attack["accuracy"], strict=True) if e > 0]
+        median = (attack.get("min_flip_epsilon") or {}).get("median")
+        if median is not None:
+            rows.append(("median smallest flipping ε", _format_value(median)))
+    if "permutation" in robustness:
+        rows.append(("permutation: median output TVD", _format_value(robustness["permutation"]["median_tvd"])))
+    adversarial = robustness.get("adversarial_attention")
+    if adversarial is not None and adversarial.get("median_jsd") is not None:
+        rows.append((f"adversarial attention (TVD ≤ {adversarial['delta']:g}): median JSD",
+                     _format_value(adversarial["median_jsd"])))
+    return rows
 
 
 def split_metrics(flat: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
@@ -342,6 +368,7 @@ def card_from_record(
     arguments, and its test metrics and agreement (`RunRecord.flat_metrics`). `overrides` (`method`, `epsilon`,
     `lambda_`, `num_neighbors`, `dataset_name`, ... of `build_model_card`) replace them; a value of `None` is
     ignored."""
+    overrides = {"robustness": record.robustness, **overrides}
     return _card(model, "the run record", record.training_args, record.flat_metrics(), repo_id, overrides)
 
 

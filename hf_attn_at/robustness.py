@@ -10,6 +10,7 @@ embeddings, and Jain & Wallace's (2019) attention experiments (pure evaluation: 
 - `adversarial_attention`: attention as far as possible (JS divergence) from the model's while the output
   distribution stays within total variation δ.
 - `evaluate_robustness`: all of the above over a tokenized dataset, as plain numbers.
+- `RobustnessArguments`, `evaluate_run_robustness`: the evaluation a run record stores after training.
 
 Only BiLSTM-attention models (`model_type="bilstm_attention"`) are supported. Attention is replaced through the
 additive `attention_perturbation` `r = s' − ã` (softmax is shift-invariant), so no model change is needed.
@@ -18,7 +19,9 @@ additive `attention_perturbation` `r = s' − ã` (softmax is shift-invariant), 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -26,17 +29,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import EVAL_SAMPLE_SEED, sample_examples
 from .interpret.evaluate import _collate
 from .perturbations import gradient_perturbation
 
 __all__ = [
     "ATTACKS",
+    "FIXED_EPSILONS",
+    "RUN_ATTACKS",
     "AttackResult",
+    "RobustnessArguments",
     "adversarial_attention",
     "attention_pgd",
     "check_model",
     "check_settings",
     "evaluate_robustness",
+    "evaluate_run_robustness",
     "jensen_shannon",
     "min_flip_epsilon",
     "permutation_tvd",
@@ -590,3 +598,61 @@ def evaluate_robustness(
             "fraction_satisfied": float(adversarial_ok.mean()),
         }
     return report
+
+
+# The attention-attack radii of a run record besides 0, ε and 2ε of the run's trained ε: comparable across methods.
+FIXED_EPSILONS = (0.5, 1.0, 2.0, 4.0)
+# What a run record evaluates (the word attack is the slow one: opt in with `--robustness_attacks`).
+RUN_ATTACKS = ("attention", "permutation", "adversarial_attention")
+
+
+@dataclass
+class RobustnessArguments:
+    """The robustness evaluation after training (`hf-attn-at train --eval_robustness`, every `hf-attn-at reproduce`
+    run): `evaluate_robustness` on a seeded sample of the test split, stored as the run record's `robustness`."""
+
+    eval_robustness: bool = field(
+        default=False, metadata={"help": "After training, evaluate robustness on a seeded sample of the test split "
+                                         "and store it in results.json (`robustness`)."}
+    )
+    robustness_max_samples: int = field(
+        default=500, metadata={"help": "Test examples attacked (a seeded random sample; all when fewer)."}
+    )
+    robustness_epsilons: list[float] = field(
+        default_factory=lambda: list(FIXED_EPSILONS),
+        metadata={"help": "Fixed attention-attack radii (comparable across methods); 0, ε and 2ε of the run's "
+                          "trained ε are added."},
+    )
+    robustness_attacks: list[str] = field(
+        default_factory=lambda: list(RUN_ATTACKS), metadata={"help": "What to evaluate.", "choices": list(ATTACKS)}
+    )
+    robustness_num_steps: int = field(default=10, metadata={"help": "PGD steps K of the attacks."})
+
+    def __post_init__(self):
+        _check_count("robustness_max_samples", self.robustness_max_samples)
+        for epsilon in self.robustness_epsilons:
+            if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
+                raise ValueError(f"--robustness_epsilons must be finite numbers > 0, got {epsilon!r}")
+        check_settings(self.robustness_epsilons, self.robustness_attacks, self.robustness_num_steps)
+
+    def settings(self, trained_epsilon: float | None, split: str) -> dict[str, Any]:
+        """The settings recorded with the numbers of a run trained with `trained_epsilon` (`None`: vanilla),
+        evaluated on `split`; a record whose `robustness["settings"]` equals them needs no new evaluation."""
+        relative = [] if trained_epsilon is None else [float(trained_epsilon), 2.0 * trained_epsilon]
+        return {
+            "split": split, "max_samples": self.robustness_max_samples, "sample_seed": EVAL_SAMPLE_SEED,
+            "trained_epsilon": trained_epsilon, "fixed_epsilons": sorted(map(float, self.robustness_epsilons)),
+            "epsilons": sorted({0.0, *map(float, self.robustness_epsilons), *relative}),
+            "attacks": list(self.robustness_attacks), "num_steps": self.robustness_num_steps, "attack_seed": 0,
+        }
+
+
+def evaluate_run_robustness(model: nn.Module, dataset: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """`evaluate_robustness` of a run's `model` on the seeded sample of its test split `dataset` that
+    `settings` (from [`RobustnessArguments.settings`]) describe: `{"settings": settings, "seconds": ..., **report}`
+    (the other attack settings are `evaluate_robustness`'s defaults and appear in the report)."""
+    sample = sample_examples(dataset, settings["max_samples"], settings["sample_seed"])
+    start = time.perf_counter()
+    report = evaluate_robustness(model, sample, settings["epsilons"], settings["attacks"],
+                                 num_steps=settings["num_steps"], seed=settings["attack_seed"])
+    return {"settings": settings, "seconds": round(time.perf_counter() - start, 1), **report}

@@ -64,6 +64,8 @@ class RunRecord:
         training_logs (`dict`, *optional*): see `experiment.training_log_summary`.
         code_version (`str`, *optional*): see `experiment.code_version`.
         command (`str`, *optional*): the `hf-attn-at reproduce` invocation that ran it.
+        robustness (`dict`, *optional*): `hf_attn_at.robustness.evaluate_run_robustness` on the test split
+            (`settings`, `seconds`, and the report of `evaluate_robustness`); numbers only, no weights.
         training_args (`dict`): the content of `training_args.json` (not in `results.json`).
         num_labels (`int`, *optional*): the model's number of labels, read from `config.json` (not saved).
     """
@@ -86,6 +88,7 @@ class RunRecord:
     training_logs: dict[str, Any] | None = None
     code_version: str | None = None
     command: str | None = None
+    robustness: dict[str, Any] | None = None
     training_args: dict[str, Any] = field(default_factory=dict)
     num_labels: int | None = None
 
@@ -101,8 +104,9 @@ class RunRecord:
         return {**flat, **self.agreement, "dataset_name": self.task, "dataset_split": self.agreement_split}
 
     def to_results(self) -> dict[str, Any]:
-        """The `results.json` object (every field but `training_args` and `num_labels`; `command` when set)."""
-        skip = {"training_args", "num_labels"} | ({"command"} if self.command is None else set())
+        """The `results.json` object (every field but `training_args` and `num_labels`; `command` and
+        `robustness` when set)."""
+        skip = {"training_args", "num_labels"} | {name for name in ("command", "robustness") if getattr(self, name) is None}
         return {_JSON_NAMES.get(f.name, f.name): getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     def save(self, run_dir: str | os.PathLike) -> None:

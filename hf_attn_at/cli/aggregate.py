@@ -408,3 +408,101 @@ def print_summary(results: list[RunRecord]) -> None:
             eps = "–" if key[1] is None else f"{key[1]:g}"
             print(f"{task:<{width}}{key[0]:<24}{eps:>6}{_fmt(*row['accuracy']):>18}{_fmt(*row['f1']):>18}"
                   f"{_fmt(*row['pearson']):>18}{_fmt(*row['kendall']):>18}")
+
+
+def _at(attack: dict[str, Any] | None, key: str, epsilon: float | None) -> float | None:
+    """`attack[key]` (`accuracy` or `flip_rate`) at the radius `epsilon` of its grid; `None` if not measured."""
+    if attack is None or epsilon is None:
+        return None
+    values = dict(zip(attack["epsilons"], attack[key], strict=True))
+    return next((v for e, v in values.items() if math.isclose(e, epsilon, rel_tol=1e-9)), None)
+
+
+def _robustness_groups(
+    results: list[RunRecord], selected: dict[tuple[str, str], float] | None
+) -> dict[str, dict[tuple[str, float | None], list[dict[str, Any]]]]:
+    """task -> main row (`main_epsilon`) -> the `robustness` of its seeds that recorded it."""
+    groups: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        if r.robustness is not None and r.epsilon == main_epsilon(r.task, r.method, selected):
+            groups[r.task][(r.method, r.epsilon)].append(r.robustness)
+    return groups
+
+
+def _fixed_epsilons(rows: dict[tuple[str, float | None], list[dict[str, Any]]]) -> list[float]:
+    return sorted({e for reports in rows.values() for report in reports for e in report["settings"]["fixed_epsilons"]})
+
+
+def robustness_tables(results: list[RunRecord], selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+    """Per task whose runs recorded `robustness`: each method's main row under the attention-score attack (accuracy
+    at the trained ε, 2ε and the fixed radii, flip rate at ε, median smallest flipping ε) and Jain & Wallace's
+    experiments (median permutation TVD, median adversarial-attention JSD), mean ± std over seeds. Nothing (so
+    RESULTS.md is unchanged) when no record has it."""
+    groups = _robustness_groups(results, selected)
+    if not groups:
+        return []
+    first = next(iter(next(iter(groups.values())).values()))[0]
+    settings = first["settings"]
+    lines = ["## Robustness (attention-score attack; test-split sample)", "",
+             f"After training, each run is attacked on a seeded sample of at most {settings['max_samples']} test "
+             f"examples (`hf_attn_at.robustness`): PGD on the attention scores with K = {settings['num_steps']} steps "
+             "in an L2 ball of radius ε, at the run's trained ε, 2ε and fixed radii that compare methods; flip rate: "
+             "predictions changed at ε; min flip ε: the median over examples of the smallest flipping radius "
+             "(bisection); permutation: the median over examples of the median total variation of the output under "
+             "random permutations of the attention; adversarial attention: the median Jensen–Shannon divergence of "
+             "attention that changes the output by at most δ (Jain & Wallace 2019). Mean ± std over seeds.", ""]
+    for task in sorted(groups):
+        rows = groups[task]
+        fixed = _fixed_epsilons(rows)
+        head = ("| method | ε | clean | acc. at ε | acc. at 2ε | " + " | ".join(f"acc. at {e:g}" for e in fixed)
+                + " | flip rate at ε | min flip ε | permutation TVD | adversarial JSD | seeds |")
+        lines += [f"### {task}", "", head, "|" + "---|" * (head.count("|") - 1)]
+        for key in sorted(rows, key=_method_order):
+            reports = rows[key]
+            eps = key[1]
+            attacks = [report.get("attention") for report in reports]
+
+            def cell(values: list[float | None]) -> str:
+                return _fmt(*_mean_std(values))
+
+            cells = [cell([r["clean_accuracy"] for r in reports]),
+                     cell([_at(a, "accuracy", eps) for a in attacks]),
+                     cell([_at(a, "accuracy", None if eps is None else 2 * eps) for a in attacks]),
+                     *(cell([_at(a, "accuracy", e) for a in attacks]) for e in fixed),
+                     cell([_at(a, "flip_rate", eps) for a in attacks]),
+                     cell([((a or {}).get("min_flip_epsilon") or {}).get("median") for a in attacks]),
+                     cell([(r.get("permutation") or {}).get("median_tvd") for r in reports]),
+                     cell([(r.get("adversarial_attention") or {}).get("median_jsd") for r in reports])]
+            lines.append(f"| {key[0]} | {_eps(eps)} | " + " | ".join(cells) + f" | {len(reports)} |")
+        lines.append("")
+    return lines
+
+
+def write_robustness_figures(
+    results: list[RunRecord], figures_dir: Path, selected: dict[tuple[str, str], float] | None = None
+) -> dict[str, list[Path]]:
+    """Per task whose runs recorded `robustness`: accuracy under the attention-score attack against the fixed radii
+    (and 0), one line per method's main row (mean over seeds), `<task>_robustness.png`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures: dict[str, list[Path]] = {}
+    for task, rows in sorted(_robustness_groups(results, selected).items()):
+        grid = [0.0, *_fixed_epsilons(rows)]
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        for key in sorted(rows, key=_method_order):
+            attacks = [report.get("attention") for report in rows[key]]
+            means = [_mean_std([_at(a, "accuracy", e) for a in attacks])[0] for e in grid]
+            ax.plot(grid, means, marker="o", label=key[0] if key[1] is None else f"{key[0]} (ε={key[1]:g})")
+        ax.set_xlabel("attack radius ε (L2, attention scores)")
+        ax.set_ylabel("accuracy under attack")
+        ax.set_title(f"{task}: attention-score PGD")
+        ax.legend(fontsize=8)
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        path = inside(figures_dir, f"{task}_robustness.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        figures[task] = [path]
+    return figures

@@ -17,6 +17,11 @@ weights) are also copied to `RECORDS_DIR/<task>/<method>[-eps<ε>]/seed<seed>/`.
 and is aggregated like a run folder, so a committed records folder regenerates the report without the run
 folders, and a grid can be completed over several machines or sessions.
 
+After training, each run's robustness is evaluated on a seeded sample of its test split and stored in its record
+(`robustness`; `--no_eval_robustness` skips it, `hf_attn_at.robustness.RobustnessArguments` sets it);
+`--robustness_only` trains nothing and fills it for finished runs whose folders still hold weights. RESULTS.md then
+gets a robustness table and figure per task.
+
 Task labels name folders and files: they are letters, digits, `.`, `_` and `-` (see `safe_path_component`). Before
 anything is written, every `results.json` aggregated must hold a valid `task`, `method`, `epsilon` and `seed` that
 give its own folder's name, and no figure, report, card or record is written outside its folder.
@@ -40,8 +45,17 @@ from transformers import HfArgumentParser
 
 from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
-from ..run_folder import RunLockedError, check_settings, read_settings, run_settings
-from ..runs import EXPLANATION_FILE, METRICS_FILE, RESULTS_FILE, TRAINING_ARGS_FILE, RunRecord
+from ..robustness import RobustnessArguments, evaluate_run_robustness
+from ..run_folder import RunLockedError, check_settings, data_fingerprint, read_settings, run_settings
+from ..runs import (
+    EXPLANATION_FILE,
+    METRICS_FILE,
+    RESULTS_FILE,
+    TRAINING_ARGS_FILE,
+    RunRecord,
+    has_weights,
+    load_run_model,
+)
 from ..word_vectors import word_vectors_dim
 from .aggregate import (
     ALL_METHODS,
@@ -56,6 +70,7 @@ from .aggregate import (
     markdown_tables,
     print_summary,
     recorded_results,
+    robustness_tables,
     run_name,
     select_epsilon,
     selected_epsilons,
@@ -63,6 +78,7 @@ from .aggregate import (
     summarize,
     write_figures,
     write_model_cards,
+    write_robustness_figures,
 )
 from .comparisons import claim_verdicts, difference_tables, differences
 
@@ -154,6 +170,12 @@ class ReproduceArguments:
                                    "choices": list(GRIDS)},
     )
     aggregate_only: bool = field(default=False, metadata={"help": "Skip training; aggregate finished runs."})
+    robustness_only: bool = field(
+        default=False,
+        metadata={"help": "Skip training; evaluate robustness for the grid's finished run folders that still have "
+                          "weights and whose record lacks it (or has other settings), update their records (run "
+                          "folder and --records_dir), then aggregate."},
+    )
 
     def __post_init__(self):
         for name, valid in (("tasks", TASKS), ("methods", ALL_METHODS)):
@@ -167,6 +189,16 @@ class ReproduceArguments:
             raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")
         if self.word_vectors is not None:
             word_vectors_dim(self.word_vectors)  # unknown name, unreadable file, missing package: stop before any run
+
+
+@dataclass
+class ReproduceRobustnessArguments(RobustnessArguments):
+    """`RobustnessArguments` on by default: every run of the grid is evaluated (`--no_eval_robustness` skips)."""
+
+    eval_robustness: bool = field(
+        default=True, metadata={"help": "Evaluate robustness on a seeded sample of each run's test split after "
+                                        "training and store it in results.json (`robustness`)."}
+    )
 
 
 @dataclass(frozen=True)
@@ -285,8 +317,14 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
     )
 
 
-def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments | None = None) -> None:
-    """Run every unfinished run of the grid; each new `results.json` records `command`, its invocation."""
+def execute(
+    args: ReproduceArguments,
+    command: str,
+    custom: CustomDataArguments | None = None,
+    robustness_args: RobustnessArguments | None = None,
+) -> None:
+    """Run every unfinished run of the grid (evaluating robustness with `robustness_args`); each new
+    `results.json` records `command`, its invocation."""
     from ..experiment import run_experiment
 
     root = Path(args.output_dir) / "runs"
@@ -311,7 +349,7 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
             run_dir = inside(root, run.name)
             logger.info("run %s", run.name)
             try:
-                run_experiment(*run_arguments(args, run, run_dir, custom))
+                run_experiment(*run_arguments(args, run, run_dir, custom), robustness_args)
             except RunLockedError as err:  # another worker of the grid is running it
                 logger.warning("skipping %s: %s", run.name, err)
                 continue
@@ -321,6 +359,51 @@ def execute(args: ReproduceArguments, command: str, custom: CustomDataArguments 
                 record.save(run_dir)
                 if args.records_dir:
                     record_run(run_dir, inside(Path(args.records_dir), run.name))
+
+
+def fill_robustness(
+    args: ReproduceArguments, robustness_args: RobustnessArguments, custom: CustomDataArguments | None = None
+) -> list[str]:
+    """`--robustness_only`: evaluate robustness for every finished run of the grid whose folder under
+    `OUTPUT_DIR/runs` still has weights and whose record lacks `robustness` with these settings; the record is
+    updated in the run folder and, with `--records_dir`, there. Returns the names of the runs evaluated.
+
+    The test split is rebuilt from the run's data settings; a `ValueError` names the run unless it is the data the
+    run was trained on (the `data_fingerprint` of its `run_settings.json`).
+    """
+    from ..experiment import load_data
+
+    root = Path(args.output_dir) / "runs"
+    finished = finished_runs(args.output_dir, args.records_dir)
+    records = {name: load_result(path, name) for name, path in finished.items()}
+    done, data = [], {}
+    for run in plan_runs(args, custom, records):
+        run_dir = root / run.name
+        record = records.get(run.name)
+        if record is None or not has_weights(run_dir):
+            continue
+        settings = robustness_args.settings(record.epsilon, record.agreement_split)
+        if record.robustness is not None and record.robustness.get("settings") == settings:
+            logger.info("%s: robustness already recorded with these settings", run.name)
+            continue
+        data_args = run_arguments(args, run, run_dir, custom)[1]
+        key = (repr(data_args), run.seed)  # the runs of a task and seed share their data
+        if key not in data:
+            dsd, tokenizer = load_data(data_args, run.seed)
+            data[key] = dsd, data_fingerprint(dsd, tokenizer)
+        dsd, fingerprint = data[key]
+        stored = (read_settings(run_dir) or {}).get("data_fingerprint")
+        if stored is not None and stored != fingerprint:
+            raise ValueError(f"{run_dir}: the data of these flags (e.g. --data_dir {args.data_dir}) is not the data "
+                             f"this run was trained on (its run_settings.json data_fingerprint)")
+        logger.info("robustness of %s", run.name)
+        model = load_run_model(run_dir).to("cuda" if torch.cuda.is_available() else "cpu")
+        record.robustness = evaluate_run_robustness(model, dsd[record.agreement_split], settings)
+        record.save(run_dir)
+        if args.records_dir:
+            record_run(run_dir, inside(Path(args.records_dir), run.name))
+        done.append(run.name)
+    return done
 
 
 def record_run(run_dir: Path, record_dir: Path) -> Path:
@@ -365,6 +448,8 @@ def write_results(
     selected = selected_epsilons(results, epsilons) if grid.get("select_epsilon") else None
     results_file = Path(args.results_file or Path(args.output_dir) / "RESULTS.md")
     figures = write_figures(table, run_dirs, results_file.parent / "figures", selected)
+    for task, paths in write_robustness_figures(results, results_file.parent / "figures", selected).items():
+        figures.setdefault(task, []).extend(paths)
     if args.model_cards_dir:
         cards = write_model_cards(table, run_dirs, Path(args.model_cards_dir), selected)
         logger.info("wrote %d model cards to %s", len(cards), args.model_cards_dir)
@@ -381,6 +466,7 @@ def write_results(
     lines += markdown_tables(table, results, selected)
     if selected is not None:
         lines += selection_tables(results, epsilons)
+    lines += robustness_tables(results, selected)
     intervals = differences(
         results, run_dirs, lambda task, method: main_epsilon(task, method, selected), run_name,
         lambda result: result.test_metric("accuracy"),
@@ -409,9 +495,13 @@ def write_results(
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ReproduceArguments, CustomDataArguments), prog="hf-attn-at reproduce",
-                              description=__doc__)
-    args, custom = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((ReproduceArguments, CustomDataArguments, ReproduceRobustnessArguments),
+                              prog="hf-attn-at reproduce", description=__doc__)
+    args, custom, robustness_args = parser.parse_args_into_dataclasses(args=argv)
+    if args.robustness_only and args.aggregate_only:
+        raise ValueError("give either --robustness_only or --aggregate_only: both skip training")
+    if args.robustness_only and not robustness_args.eval_robustness:
+        raise ValueError("--robustness_only evaluates robustness: drop --no_eval_robustness")
     custom.check_custom()
     if custom.is_custom and custom.task_label is None:  # the label from the file or dataset name names folders
         source = "--dataset_name" if custom.dataset_name else "--train_file"
@@ -421,7 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"task, your data (named {custom.custom_label!r}; set it with --task_label)")
     command = "hf-attn-at reproduce " + " ".join(shlex.quote(a) for a in argv)
     start = time.perf_counter()
-    execute(args, command, custom)
+    if args.robustness_only:
+        evaluated = fill_robustness(args, robustness_args, custom)
+        logger.info("robustness evaluated for %d runs: %s", len(evaluated), ", ".join(evaluated) or "none")
+    else:
+        execute(args, command, custom, robustness_args if robustness_args.eval_robustness else None)
     run_dirs = finished_runs(args.output_dir, args.records_dir)
     if not run_dirs:
         where = Path(args.output_dir) / "runs"

@@ -2,6 +2,8 @@
 
     hf-attn-at train --task_name sst --data_source local --data_dir ../shared/data \\
         --adv_method attention_iat --adv_epsilon 1.0 --output_dir runs/sst-iat --num_train_epochs 3
+
+`--eval_robustness` also evaluates robustness on the test split (`results.json`: `robustness`; docs/ROBUSTNESS.md).
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ from collections.abc import Sequence
 from transformers import HfArgumentParser
 
 from ..arguments import DataArguments, ModelArguments
+from ..robustness import RobustnessArguments
 from ..training_args import AdversarialTrainingArguments
 
 
 def make_parser() -> HfArgumentParser:
     return HfArgumentParser(
-        (ModelArguments, DataArguments, AdversarialTrainingArguments), prog="hf-attn-at train", description=__doc__
+        (ModelArguments, DataArguments, AdversarialTrainingArguments, RobustnessArguments), prog="hf-attn-at train", description=__doc__
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from ..experiment import run_experiment
 
-    model_args, data_args, training_args = make_parser().parse_args_into_dataclasses(args=list(argv or []))
-    record = run_experiment(model_args, data_args, training_args)
+    model_args, data_args, training_args, robustness_args = make_parser().parse_args_into_dataclasses(
+        args=list(argv or [])
+    )
+    record = run_experiment(model_args, data_args, training_args, robustness_args)
     print(json.dumps({"metrics": record.metrics, "agreement": record.agreement}, indent=2))
     print(f"saved to {training_args.output_dir}")
     return 0
