@@ -371,7 +371,7 @@ def fill_robustness(
     The test split is rebuilt from the run's data settings; a `ValueError` names the run unless it is the data the
     run was trained on (the `data_fingerprint` of its `run_settings.json`).
     """
-    from ..experiment import load_data
+    from ..data import load_data
 
     root = Path(args.output_dir) / "runs"
     finished = finished_runs(args.output_dir, args.records_dir)
@@ -389,8 +389,8 @@ def fill_robustness(
         data_args = run_arguments(args, run, run_dir, custom)[1]
         key = (repr(data_args), run.seed)  # the runs of a task and seed share their data
         if key not in data:
-            dsd, tokenizer = load_data(data_args, run.seed)
-            data[key] = dsd, data_fingerprint(dsd, tokenizer)
+            loaded = load_data(data_args, run.seed)
+            data[key] = loaded.dataset, data_fingerprint(loaded.dataset, loaded.tokenizer)
         dsd, fingerprint = data[key]
         stored = (read_settings(run_dir) or {}).get("data_fingerprint")
         if stored is not None and stored != fingerprint:
