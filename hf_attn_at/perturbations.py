@@ -523,7 +523,7 @@ DIRECTIONS: dict[str, Direction] = {
 # ---------------------------------------------------------------- multi-step (projected gradient ascent)
 
 
-def project_to_ball(delta: torch.Tensor, mask: torch.Tensor, epsilon: float) -> torch.Tensor:
+def project_to_ball(delta: torch.Tensor, mask: torch.Tensor, epsilon: float | torch.Tensor) -> torch.Tensor:
     """The Euclidean projection of each example's `delta` onto the ball of radius `epsilon`: zero on invalid
     positions, then `r · min(1, ε / ‖r‖₂)` with the norm over the example's valid positions (and embedding
     dimensions). A rescaling, so a perturbation in the span of a method's directions stays in it.
@@ -532,15 +532,22 @@ def project_to_ball(delta: torch.Tensor, mask: torch.Tensor, epsilon: float) -> 
         delta (`torch.Tensor` of shape `(batch_size, sequence_length)` or `(batch_size, sequence_length, embedding_size)`):
             the perturbation r.
         mask (`torch.Tensor` of shape `(batch_size, sequence_length)`): valid positions.
-        epsilon (`float`): the radius.
+        epsilon (`float`, or `torch.Tensor` of shape `(batch_size,)`): the radius (> 0), or one radius (>= 0) per
+            example.
 
     Returns a tensor of `delta`'s shape and dtype (computed in at least float32). Examples with a non-finite norm
     become zero.
     """
-    _check_epsilon(epsilon)
     work = delta.detach().to(_work_dtype(delta.dtype))
     work = torch.where(_expand_mask(mask, work), work, torch.zeros_like(work))
     norm = torch.linalg.vector_norm(work.flatten(1), dim=1).view(-1, *([1] * (work.dim() - 1)))
+    if isinstance(epsilon, torch.Tensor):
+        if epsilon.shape != (delta.shape[0],) or not bool(torch.isfinite(epsilon).all()) or bool((epsilon < 0).any()):
+            raise ValueError(f"`epsilon` as a tensor must hold one finite radius >= 0 per example (shape "
+                             f"({delta.shape[0]},)), got shape {tuple(epsilon.shape)}")
+        epsilon = epsilon.to(device=norm.device, dtype=norm.dtype).view_as(norm)
+    else:
+        _check_epsilon(epsilon)
     scale = torch.where(norm > epsilon, epsilon / torch.where(norm > 0, norm, torch.ones_like(norm)), torch.ones_like(norm))
     projected = torch.where(torch.isfinite(norm), work * scale, torch.zeros_like(work))
     return projected.to(delta.dtype)

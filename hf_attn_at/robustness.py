@@ -31,7 +31,7 @@ from torch import nn
 
 from .data import EVAL_SAMPLE_SEED, sample_examples
 from .interpret.evaluate import _collate
-from .perturbations import gradient_perturbation
+from .perturbations import gradient_perturbation, project_to_ball
 
 __all__ = [
     "ATTACKS",
@@ -138,15 +138,6 @@ def _step(grad: torch.Tensor, mask: torch.Tensor, size: float | torch.Tensor) ->
     return gradient_perturbation(grad, mask, size).delta
 
 
-def _project(delta: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:
-    """Scale each example of `delta` whose L2 norm exceeds `radius` (a number or `(batch_size,)`) back to it."""
-    norm = torch.linalg.vector_norm(delta.flatten(1), dim=1)
-    radius = torch.as_tensor(radius, dtype=norm.dtype, device=norm.device).expand_as(norm)
-    scale = torch.where(norm > radius, radius / torch.where(norm > 0, norm, torch.ones_like(norm)),
-                        torch.ones_like(norm))
-    return delta * scale.view(-1, *([1] * (delta.dim() - 1)))
-
-
 def _pgd(
     forward: Callable[[torch.Tensor], Any],
     like: torch.Tensor,
@@ -178,7 +169,7 @@ def _pgd(
         if step == 0:
             delta = _step(grad, mask, epsilon * min(step_size, 1.0))
         else:
-            delta = _project(delta.detach() + _step(grad, mask, epsilon * step_size), epsilon)
+            delta = project_to_ball(delta.detach() + _step(grad, mask, epsilon * step_size), mask, epsilon)
     return AttackResult(delta.detach(), wrong, flipped)
 
 

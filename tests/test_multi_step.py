@@ -324,3 +324,15 @@ def test_more_steps_raise_the_adversarial_loss(tmp_path, method):
     _, one_step = final_perturbation(tmp_path, method, batch, **common)
     _, five_steps = final_perturbation(tmp_path, method, batch, adv_num_steps=5, **common)
     assert five_steps > one_step + 1e-4, (one_step, five_steps)
+
+
+def test_project_to_ball_with_one_radius_per_example():
+    """Per-example radii (the robustness attacks' bisection) project each example onto its own ball."""
+    delta = torch.tensor([[3.0, 4.0, 9.0], [0.3, 0.4, 9.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    projected = project_to_ball(delta, mask, torch.tensor([1.0, 1.0]))
+    assert torch.allclose(projected, torch.tensor([[0.6, 0.8, 0.0], [0.3, 0.4, 0.0]]))
+    assert torch.equal(project_to_ball(delta, mask, torch.tensor([0.0, 2.0]))[0], torch.zeros(3))
+    for bad in (torch.tensor([1.0]), torch.tensor([1.0, -1.0]), torch.tensor([1.0, float("nan")])):
+        with pytest.raises(ValueError, match="one finite radius >= 0 per example"):
+            project_to_ball(delta, mask, bad)
