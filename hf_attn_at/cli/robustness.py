@@ -38,7 +38,7 @@ class RobustnessArguments:
     num_steps: int = field(default=10, metadata={"help": "PGD steps K."})
     step_size: float = field(default=0.25, metadata={"help": "PGD step as a fraction of ε."})
     tolerance: float | None = field(
-        default=None, metadata={"help": "Bisection tolerance of the smallest flipping ε (default: 1% of the largest ε)."}
+        default=None, metadata={"help": "Bisection tolerance of the smallest flipping ε (default: 1%% of the largest ε)."}
     )
     no_bisection: bool = field(default=False, metadata={"help": "Skip the smallest flipping ε."})
     num_permutations: int = field(default=100, metadata={"help": "Permutations per example."})

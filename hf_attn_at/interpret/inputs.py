@@ -184,7 +184,7 @@ def load_models_and_data(
                                     "`hf-attn-at prepare`")
         tokenized, num_rows, rows = _load_tokenized(path, data.split, data.max_test_samples, data.seed)
     else:
-        if data.test_file is not None and not Path(data.test_file).is_file():
+        if data.test_file is not None and not Path(data.test_file).exists():
             raise FileNotFoundError(f"--test_file {data.test_file}: no such file; expected a data file "
                                     f"({', '.join(FORMATS)})")
         raw, num_rows, rows = _read_raw(data)

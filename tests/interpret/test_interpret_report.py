@@ -14,9 +14,9 @@ from testing_utils import require_shared_data, shared_data_path
 from transformers import AutoTokenizer
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
+from hf_attn_at.cli.main import main
 from hf_attn_at.data import sample_indices
 from hf_attn_at.interpret import explain_model
-from hf_attn_at.cli.main import main
 from hf_attn_at.interpret.report import plot_epsilon_sweep, write_report
 
 
