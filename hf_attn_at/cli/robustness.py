@@ -11,7 +11,6 @@ The models and data flags are those of `explain`.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,11 +54,11 @@ def make_parser() -> HfArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `robustness` on `argv` (default: `sys.argv[1:]`): check every input, load every model, then evaluate."""
+    """Run `robustness` on `argv`: check every input, load every model, then evaluate."""
     from ..interpret.inputs import load_models_and_data, model_labels
     from ..robustness import check_model, check_settings, evaluate_robustness
 
-    models_args, data_args, args, _ = parse(make_parser(), sys.argv[1:] if argv is None else argv, RENAMED)
+    models_args, data_args, args, _ = parse(make_parser(), argv or [], RENAMED)
     labels = model_labels(models_args.model_name_or_path, models_args.labels)
     settings = {key: getattr(args, key) for key in ("epsilons", "attacks", "num_steps", "step_size", "tolerance",
                                                     "num_permutations", "tvd_delta", "adversarial_iterations")}
@@ -120,6 +119,3 @@ def markdown_summary(models: dict[str, dict[str, Any]]) -> str:
         lines.append("")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -37,8 +37,7 @@ def _read_raw(data: Any) -> tuple[dict[str, list], int, list[int] | None]:
             raise ValueError(f"--split {data.split!r} is not a split of {data.task_name}: it has {list(splits)}")
         ds = splits[data.split]
         names = ds.features["label"].names
-        ds = ds.map(lambda b: {"label": [names[i] for i in b["label"]]}, batched=True,
-                    features=None, remove_columns=["label"])
+        ds = ds.map(lambda b: {"label": [names[i] for i in b["label"]]}, batched=True, remove_columns=["label"])
     rows = sample_indices(len(ds), data.max_test_samples, data.seed)
     return (ds if rows is None else ds.select(rows)).to_dict(), len(ds), rows
 

@@ -410,3 +410,18 @@ def test_explain_verb_on_minilm_matches_explain_transformer(tmp_path, capsys):
                 expected = alone[kind][measure][0]
                 got = result[kind][measure][i]
                 assert (got is None and np.isnan(expected)) or got == pytest.approx(expected, abs=1e-4)
+    # One call compares models of one kind: a BiLSTM next to MiniLM is refused in one line, before explaining.
+    from hf_attn_at import build_word_tokenizer
+
+    words = build_word_tokenizer(texts)
+    BiLSTMAttentionForSequenceClassification(BiLSTMAttentionConfig(
+        vocab_size=len(words), embedding_size=8, hidden_size=8, attention_hidden_size=8)).save_pretrained(tmp_path / "b")
+    words.save_pretrained(tmp_path / "b")
+    capsys.readouterr()
+    assert main(["explain", "--model_name_or_path", str(tmp_path / "minilm"), str(tmp_path / "b"), "--test_file",
+                 str(tmp_path / "test.csv"), "--output_dir", str(tmp_path / "mixed")]) == 2
+    err = capsys.readouterr().err  # model loading's progress bars, then the error
+    assert err.strip().splitlines()[-1] == ("hf-attn-at explain: error: explain compares BiLSTM-attention models or "
+                                            "Transformers encoders, not both: BiLSTM ['b'], others ['minilm']")
+    assert "Traceback" not in err
+    assert not (tmp_path / "mixed").exists()
