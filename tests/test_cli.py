@@ -70,6 +70,13 @@ def test_every_verb_help_names_its_command_and_the_shared_flags(verb, capsys):
          "hf-attn-at push takes no positional argument, got 'runs/sst': give it as --run_dir runs/sst"),
         (["push", "--run_dir", "r", "--repo_id", "ns/x", "--dataset_name", "sst"],
          "--dataset_name is no longer a flag: use --task_label"),
+        # argparse's own errors: one line too, not the usage
+        (["push", "--repo_id", "ns/x"], "the following arguments are required: --run_dir"),
+        (["robustness", "--model_name_or_path", "m", "--test_file", "t.csv", "--output_dir", "x", "--attacks", "all"],
+         "argument --attacks: invalid choice: 'all'"),
+        (["prepare", "--output_dir", "x", "--max_train_samples", "ten"], "invalid int value: 'ten'"),
+        (["explain", "--model_name_or_path", "m", "--dataset-dir", "d.csv", "--output_dir", "x"],
+         "--dataset_dir is no longer a flag: use --test_file"),
     ],
 )
 def test_old_flags_are_one_line_naming_the_new_one(capsys, argv, message):

@@ -98,16 +98,26 @@ class EvaluationDataArguments:
         return self.test_file or self.prepared_dir
 
 
+class CommandParser(HfArgumentParser):
+    """An `HfArgumentParser` whose errors (a missing flag, a bad choice or type) raise a `ValueError` that
+    `hf-attn-at` prints as one line, instead of printing the usage and exiting."""
+
+    def error(self, message: str):
+        raise ValueError(message)
+
+
 def refuse_renamed(argv: Sequence[str], renamed: Mapping[str, str]) -> None:
-    """Raise a `ValueError` naming the new flag when `argv` holds a flag of `renamed` (old flag -> its new name)."""
+    """Raise a `ValueError` naming the new flag when `argv` holds a flag of `renamed` (old flag -> its new name),
+    spelt with `_` or `-`."""
     for arg in argv:
-        old = arg.split("=", 1)[0]
+        flag = arg.split("=", 1)[0]
+        old = flag[:2] + flag[2:].replace("-", "_")  # `--dataset-dir` too, as argparse takes both spellings
         if old in renamed:
             raise ValueError(f"{old} is no longer a flag: use {renamed[old]}")
 
 
 def parse(
-    parser: HfArgumentParser, argv: Sequence[str], renamed: Mapping[str, str] | None = None,
+    parser: CommandParser, argv: Sequence[str], renamed: Mapping[str, str] | None = None,
     positional: str | None = None,
 ) -> tuple:
     """The dataclasses of `parser` from `argv`; `ValueError` for a `renamed` flag (old flag -> what to use) and for a

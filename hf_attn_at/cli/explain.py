@@ -17,11 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
-
 from ..interpret.importance import IMPORTANCE_METHODS
 from ..interpret.report import SELECTIONS
-from .common import EvaluationDataArguments, LoggingArguments, parse
+from .common import CommandParser, EvaluationDataArguments, LoggingArguments, parse
 
 # Flags of earlier versions -> what to use now.
 RENAMED = {
@@ -77,8 +75,8 @@ class ExplainArguments:
                 raise ValueError(f"{flag} must be >= {least}, got {value}")
 
 
-def make_parser() -> HfArgumentParser:
-    return HfArgumentParser((ModelsArguments, EvaluationDataArguments, ExplainArguments, LoggingArguments),
+def make_parser() -> CommandParser:
+    return CommandParser((ModelsArguments, EvaluationDataArguments, ExplainArguments, LoggingArguments),
                             prog="hf-attn-at explain", description=__doc__)
 
 

@@ -13,10 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from transformers import HfArgumentParser
-
 from ..arguments import DataArguments
-from .common import LoggingArguments, parse
+from .common import CommandParser, LoggingArguments, parse
 
 # Flags of the former `python -m hf_attn_at.data prepare` -> what to use now.
 RENAMED = {
@@ -36,8 +34,8 @@ class PrepareArguments:
     )
 
 
-def make_parser() -> HfArgumentParser:
-    return HfArgumentParser((DataArguments, PrepareArguments, LoggingArguments), prog="hf-attn-at prepare", description=__doc__)
+def make_parser() -> CommandParser:
+    return CommandParser((DataArguments, PrepareArguments, LoggingArguments), prog="hf-attn-at prepare", description=__doc__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
 from ..hub import DEFAULT_COMMIT_MESSAGE, check_repo_id, load_tokenizer, push_to_hub
 from ..model_card import METHODS, card_from_run_dir
 from ..runs import load_run_model
-from .common import LoggingArguments, parse
+from .common import CommandParser, LoggingArguments, parse
 
 # Flags of the former `python -m hf_attn_at.hub push` -> what to use now.
 RENAMED = {"--dataset_name": "--task_label (the data's name on the card)"}
@@ -42,8 +40,8 @@ class PushArguments:
     task_label: str | None = field(default=None, metadata={"help": "The card's dataset name (overrides the record)."})
 
 
-def make_parser() -> HfArgumentParser:
-    return HfArgumentParser((PushArguments, LoggingArguments), prog="hf-attn-at push", description=__doc__)
+def make_parser() -> CommandParser:
+    return CommandParser((PushArguments, LoggingArguments), prog="hf-attn-at push", description=__doc__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import HfArgumentParser
-
 from ..robustness import ATTACKS
-from .common import EvaluationDataArguments, LoggingArguments, parse
+from .common import CommandParser, EvaluationDataArguments, LoggingArguments, parse
 from .explain import RENAMED, ModelsArguments
 
 
@@ -48,8 +46,8 @@ class RobustnessArguments:
     attack_seed: int = field(default=0, metadata={"help": "Seeds the permutations and the adversarial start."})
 
 
-def make_parser() -> HfArgumentParser:
-    return HfArgumentParser((ModelsArguments, EvaluationDataArguments, RobustnessArguments, LoggingArguments),
+def make_parser() -> CommandParser:
+    return CommandParser((ModelsArguments, EvaluationDataArguments, RobustnessArguments, LoggingArguments),
                             prog="hf-attn-at robustness", description=__doc__)
 
 
