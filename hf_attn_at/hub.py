@@ -9,7 +9,7 @@ Python (`build_model_card` is `hf_attn_at.model_card`'s)::
 
 Command::
 
-    python -m hf_attn_at.hub push RUN_DIR --repo_id ns/name [--private] [--revision REV] [--dry_run DIR]
+    hf-attn-at push --run_dir RUN_DIR --repo_id ns/name [--private] [--revision REV] [--dry_run DIR]
 
 A run folder (``RUN_DIR``) holds a model saved with ``save_pretrained``, its tokenizer files (without them the
 upload warns) and the run's record (``results.json``, ``training_args.json``, ``metrics.json``: see
@@ -23,12 +23,9 @@ classifier's output bias non-zero, so an all-zero ``classifier.out_proj.bias`` m
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +34,7 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from .model_card import METHODS, card_from_run_dir
+from .model_card import card_from_run_dir
 from .models.bilstm_attention import add_auto_model
 from .runs import load_run_model
 
@@ -111,7 +108,8 @@ def check_repo_id(repo_id: Any) -> str:
     return repo_id
 
 
-def _load_tokenizer(run_dir: Path) -> PreTrainedTokenizerBase | None:
+def load_tokenizer(run_dir: Path) -> PreTrainedTokenizerBase | None:
+    """The tokenizer saved in `run_dir`, or `None` when it has none (`tokenizer_config.json`)."""
     if not (run_dir / "tokenizer_config.json").is_file():
         return None
     return AutoTokenizer.from_pretrained(run_dir)
@@ -155,7 +153,7 @@ def push_to_hub(
     else:
         run_dir = Path(run_dir_or_model)
         model = load_run_model(run_dir)
-        tokenizer = tokenizer if tokenizer is not None else _load_tokenizer(run_dir)
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(run_dir)
         card = card if card is not None else card_from_run_dir(run_dir, model, repo_id=repo_id)
     if dry_run_dir is not None:
         export_for_hub(model, tokenizer, dry_run_dir, card, trained=trained)
@@ -171,65 +169,3 @@ def push_to_hub(
             CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)) for path in sorted(folder.iterdir())
         ]
         return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)
-
-
-
-
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hf_attn_at.hub", description="Share hf_attn_at models on the Hub.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    push = commands.add_parser("push", help="export a run folder and upload it to the Hub (or --dry_run)")
-    push.add_argument("run_dir", help="folder with a saved model, its tokenizer, optional metrics.json and training_args.json")
-    push.add_argument("--repo_id", required=True, help="the Hub model repo, namespace/name")
-    push.add_argument("--private", action="store_true", help="create the repo as private")
-    push.add_argument("--revision", default=None, help="branch to commit to (created when missing)")
-    push.add_argument("--dry_run", default=None, metavar="DIR", help="write the upload to DIR and upload nothing")
-    push.add_argument("--commit_message", default=DEFAULT_COMMIT_MESSAGE)
-    push.add_argument("--adv_method", default=None, choices=tuple(METHODS), help="overrides training_args.json")
-    push.add_argument("--adv_epsilon", type=float, default=None, help="overrides training_args.json")
-    push.add_argument("--adv_lambda", type=float, default=None, help="overrides training_args.json")
-    push.add_argument("--adv_num_neighbors", type=int, default=None, help="overrides training_args.json")
-    push.add_argument("--dataset_name", default=None, help="overrides metrics.json")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `push` command; returns the exit status."""
-    args = make_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        check_repo_id(args.repo_id)
-        run_dir = Path(args.run_dir)
-        model = load_run_model(run_dir)
-        card = card_from_run_dir(
-            run_dir,
-            model,
-            repo_id=args.repo_id,
-            method=args.adv_method,
-            epsilon=args.adv_epsilon,
-            lambda_=args.adv_lambda,
-            num_neighbors=args.adv_num_neighbors,
-            dataset_name=args.dataset_name,
-        )
-        result = push_to_hub(
-            model,
-            args.repo_id,
-            tokenizer=_load_tokenizer(run_dir),
-            card=card,
-            private=args.private,
-            revision=args.revision,
-            dry_run_dir=args.dry_run,
-            commit_message=args.commit_message,
-        )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if result is None:
-        print(f"dry run: wrote {', '.join(sorted(p.name for p in Path(args.dry_run).iterdir()))} to {args.dry_run}")
-    else:
-        print(f"uploaded {args.run_dir} to {result.commit_url}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import tomllib
-from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data
+from testing_utils import REPO_ROOT, SHARED_DATA, require_shared_data, subprocess_env
 
 import hf_attn_at
 from hf_attn_at.arguments import DataArguments
@@ -23,17 +23,95 @@ TINY_MODEL = ["--embedding_size", "16", "--hidden_size", "8", "--attention_hidde
 LOCAL = ["--data_source", "local", "--data_dir", str(SHARED_DATA)]
 
 
+DATA_FLAGS = ["--task_name", "--data_source", "--data_dir", "--babi_size", "--test_file", "--text_column",
+              "--text_pair_column", "--label_column", "--max_test_samples"]
+# verb -> the shared flags its --help must show: the data flags of `train` in every verb that reads data.
+VERB_FLAGS = {
+    "prepare": [*DATA_FLAGS, "--train_file", "--validation_file", "--max_train_samples", "--log_level"],
+    "train": [*DATA_FLAGS, "--train_file", "--validation_file", "--max_train_samples", "--log_level"],
+    "explain": [*DATA_FLAGS, "--prepared_dir", "--split", "--seed", "--model_name_or_path", "--log_level"],
+    "robustness": [*DATA_FLAGS, "--prepared_dir", "--split", "--seed", "--model_name_or_path", "--log_level"],
+    "reproduce": ["--data_source", "--data_dir", "--train_file", "--text_column", "--label_column"],
+    "push": ["--run_dir", "--repo_id", "--task_label", "--log_level"],
+}
+
+
 def test_help_and_unknown_verb(capsys):
     assert main(["--help"]) == 0
     assert "reproduce" in capsys.readouterr().out
     assert main([]) == 2
     assert main(["fly"]) == 2
-    assert "unknown verb 'fly'; valid verbs: prepare, train, explain, reproduce, push" in capsys.readouterr().err
-    for verb in ("prepare", "train", "explain", "reproduce", "push"):
-        with pytest.raises(SystemExit) as exit_info:
-            main([verb, "--help"])
-        assert exit_info.value.code == 0
-        assert verb in capsys.readouterr().out
+    assert ("unknown verb 'fly'; valid verbs: prepare, train, explain, reproduce, push, robustness"
+            in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("verb", list(VERB_FLAGS))
+def test_every_verb_help_names_its_command_and_the_shared_flags(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: hf-attn-at {verb} ")
+    assert [flag for flag in VERB_FLAGS[verb] if f"{flag} " not in out] == []
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["prepare", "--task_name", "sst", "--source", "local"], "--source is no longer a flag: use --data_source"),
+        (["prepare", "--no_filters", "--output_dir", "x"], "--no_filters is no longer a flag: use nothing"),
+        (["prepare", "sst", "--output_dir", "x"],
+         "hf-attn-at prepare takes no positional argument, got 'sst': give it as --task_name sst"),
+        (["explain", "--model_name_or_path", "m", "--dataset_dir=data.csv", "--output_dir", "x"],
+         "--dataset_dir is no longer a flag: use --test_file (a data file) or --prepared_dir"),
+        (["robustness", "--model_name_or_path", "m", "--dataset_dir", "data.csv", "--output_dir", "x"],
+         "--dataset_dir is no longer a flag: use --test_file (a data file) or --prepared_dir"),
+        (["explain", "--model_name_or_path", "m", "--test_file", "t.csv", "--output_dir", "x", "--max_examples", "3"],
+         "--max_examples is no longer a flag: use --max_test_samples"),
+        (["push", "runs/sst", "--repo_id", "ns/x"],
+         "hf-attn-at push takes no positional argument, got 'runs/sst': give it as --run_dir runs/sst"),
+        (["push", "--run_dir", "r", "--repo_id", "ns/x", "--dataset_name", "sst"],
+         "--dataset_name is no longer a flag: use --task_label"),
+        # argparse's own errors: one line too, not the usage
+        (["push", "--repo_id", "ns/x"], "the following arguments are required: --run_dir"),
+        (["robustness", "--model_name_or_path", "m", "--test_file", "t.csv", "--output_dir", "x", "--attacks", "all"],
+         "argument --attacks: invalid choice: 'all'"),
+        (["prepare", "--output_dir", "x", "--max_train_samples", "ten"], "invalid int value: 'ten'"),
+        (["explain", "--model_name_or_path", "m", "--dataset-dir", "d.csv", "--output_dir", "x"],
+         "--dataset_dir is no longer a flag: use --test_file"),
+    ],
+)
+def test_old_flags_are_one_line_naming_the_new_one(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"hf-attn-at {argv[0]}: error: {err.split('error: ', 1)[1].strip()}"]
+    assert message in err
+
+
+@require_shared_data("sst", "sst_dataset.csv")
+@pytest.mark.parametrize("log_level,shows_info", [("error", False), (None, True)])
+def test_log_level_sets_the_package_loggers(tmp_path, log_level, shows_info):
+    """In a fresh process (no test's logging set-up): `--log_level error` silences hf_attn_at's INFO lines."""
+    argv = ["prepare", "--task_name", "sst", *LOCAL, "--max_train_samples", "20", "--output_dir", str(tmp_path)]
+    argv += [] if log_level is None else ["--log_level", log_level]
+    done = subprocess.run([sys.executable, "-m", "hf_attn_at.cli.main", *argv], cwd=REPO_ROOT, env=subprocess_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert ("INFO hf_attn_at.data.processing: sst: vocabulary of" in done.stderr) == shows_info, done.stderr[-2000:]
+
+
+def test_log_level_sets_transformers_verbosity(tmp_path, capsys):
+    import transformers
+
+    before = transformers.logging.get_verbosity()
+    try:
+        main(["push", "--run_dir", str(tmp_path), "--repo_id", "bad id", "--log_level", "critical"])
+        assert transformers.logging.get_verbosity() == logging.CRITICAL
+        assert logging.getLogger("hf_attn_at").level == logging.CRITICAL
+    finally:
+        transformers.logging.set_verbosity(before)
+        logging.getLogger("hf_attn_at").setLevel(logging.NOTSET)
+    assert "bad id" in capsys.readouterr().err
 
 
 def test_version_is_pyproject_version(capsys):
@@ -396,7 +474,7 @@ def test_bad_epsilon_runs_file_is_one_line_naming_it(tmp_path, capsys, content, 
     sweep = tmp_path / "sweep.json"
     if content is not None:
         sweep.write_text(content)
-    argv = ["explain", "--model_name_or_path", str(tmp_path / "model"), "--dataset_dir", str(tmp_path / "data.csv"),
+    argv = ["explain", "--model_name_or_path", str(tmp_path / "model"), "--test_file", str(tmp_path / "data.csv"),
             "--output_dir", str(tmp_path / "report"), "--epsilon_runs", str(sweep)]
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -18,7 +18,8 @@ from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData, RepoUrl
 from transformers import Trainer, TrainingArguments
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
-from hf_attn_at.hub import CODE_FILES, export_for_hub, main, push_to_hub
+from hf_attn_at.cli.main import main
+from hf_attn_at.hub import CODE_FILES, export_for_hub, push_to_hub
 from hf_attn_at.model_card import ModelCardCallback, build_model_card, write_model_cards
 
 TEXTS = ["a gripping , funny film .", "a dull and boring film", "great acting in 1999 !", "bad"]
@@ -246,11 +247,33 @@ def test_transformers_push_to_hub_carries_code_files(model, fake_hub):
 
 def test_command_dry_run_writes_the_upload_only(run_dir, fake_hub, tmp_path, capsys):
     out = tmp_path / "dry"
-    assert main(["push", str(run_dir), "--repo_id", "ns/name", "--dry_run", str(out), "--adv_epsilon", "0.25"]) == 0
+    assert main(["push", "--run_dir", str(run_dir), "--repo_id", "ns/name", "--dry_run", str(out), "--adv_epsilon", "0.25"]) == 0
     assert {p.name for p in out.iterdir()} == EXPORTED_FILES
     assert "| perturbation size ε (`adv_epsilon`) | 0.25 |" in (out / "README.md").read_text()
     assert all(not calls for calls in fake_hub.values())
     assert "dry run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["RUN"], "hf-attn-at push takes no positional argument, got 'RUN': give it as --run_dir RUN"),
+        (["--run_dir", "RUN", "--repo_id", "ns/x", "--dataset_name", "sst"],
+         "--dataset_name is no longer a flag: use --task_label"),
+    ],
+)
+def test_command_refuses_the_old_command_line_naming_the_new_flag(argv, message, fake_hub, capsys):
+    assert main(["push", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert all(not calls for calls in fake_hub.values())
+
+
+def test_command_task_label_names_the_cards_dataset(run_dir, fake_hub, tmp_path):
+    out = tmp_path / "dry"
+    assert main(["push", "--run_dir", str(run_dir), "--repo_id", "ns/name", "--dry_run", str(out),
+                 "--task_label", "my-reviews"]) == 0
+    assert "my-reviews" in metadata_load(out / "README.md")["datasets"]
 
 
 @pytest.mark.parametrize("repo_id", ["not-a-namespace", "a/b/c", "/name", "ns/", "ns/bad name", "ns/--x"])
@@ -259,7 +282,7 @@ def test_bad_repo_id_is_rejected_before_any_work(repo_id, run_dir, fake_hub, tmp
     with pytest.raises(ValueError, match="namespace/name") as excinfo:
         push_to_hub(run_dir, repo_id, dry_run_dir=out)
     assert repr(repo_id) in str(excinfo.value)
-    assert main(["push", str(run_dir), "--repo_id", repo_id]) == 2
+    assert main(["push", "--run_dir", str(run_dir), "--repo_id", repo_id]) == 2
     assert repr(repo_id) in capsys.readouterr().err
     assert not out.exists()
     assert all(not calls for calls in fake_hub.values())
@@ -403,7 +426,7 @@ def test_checkpoint_folder_is_refused_with_the_run_folder_to_pass(model, tokeniz
     (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 500}))
     capsys.readouterr()  # the progress bars of save_pretrained
     out = tmp_path / "dry"
-    argv = ["push", str(checkpoint), "--repo_id", "ns/name", "--adv_method", "vanilla", "--dry_run", str(out)]
+    argv = ["push", "--run_dir", str(checkpoint), "--repo_id", "ns/name", "--adv_method", "vanilla", "--dry_run", str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"{str(checkpoint)!r} is a Trainer checkpoint, not a finished run folder" in err

@@ -330,7 +330,7 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
     data.write_text("text,label\n" + "\n".join(f"{t},{'positive' if 'good' in t else 'negative'}" for t in texts))
     out = tmp_path / "out"
     code = cli_main(["robustness", "--model_name_or_path", str(tmp_path / "m1"), str(tmp_path / "m2"),
-                     "--dataset_dir", str(data), "--epsilons", "0", "0.5", "2", "--num_steps", "2",
+                     "--test_file", str(data), "--epsilons", "0", "0.5", "2", "--num_steps", "2",
                      "--num_permutations", "3", "--adversarial_iterations", "2", "--output_dir", str(out)])
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "robustness.json").read_text())
@@ -357,7 +357,7 @@ def test_cli_bad_values_are_one_line(tmp_path, capsys, args, message):
     data = tmp_path / "test.csv"
     data.write_text("text,label\na good film,1\na bad film,0\n")
     capsys.readouterr()  # the save's progress bars
-    code = cli_main(["robustness", "--model_name_or_path", str(tmp_path / "m"), "--dataset_dir", str(data),
+    code = cli_main(["robustness", "--model_name_or_path", str(tmp_path / "m"), "--test_file", str(data),
                      "--output_dir", str(tmp_path / "out"), "--epsilons", "0", "1", *args])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err

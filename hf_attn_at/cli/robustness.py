@@ -1,68 +1,69 @@
 """`hf-attn-at robustness`: trained models under test-time attacks on attention and word embeddings, and Jain &
 Wallace's (2019) permutation and adversarial-attention experiments; writes OUT/robustness.json and robustness.md.
 
-Example:
-
     hf-attn-at robustness --model_name_or_path runs/sst/vanilla runs/sst/attention_at \
-        --dataset_dir ../shared/data/sst/sst_dataset.csv --split test --epsilons 0 0.5 1 2 4 \
+        --task_name sst --data_source local --data_dir ../shared/data --epsilons 0 0.5 1 2 4 \
         --output_dir reports/sst_robustness
+
+The models and data flags are those of `explain`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.processing import EVAL_SAMPLE_SEED
-from ..interpret.command import add_data_arguments, load_models_and_data, model_labels
-from ..robustness import ATTACKS, check_model, check_settings, evaluate_robustness
+from ..robustness import ATTACKS
+from .common import CommandParser, EvaluationDataArguments, LoggingArguments, parse
+from .explain import RENAMED, ModelsArguments
 
 
-def make_parser() -> argparse.ArgumentParser:
-    """The `robustness` arguments: the data flags of `explain`, the radii and the attack settings."""
-    parser = argparse.ArgumentParser(prog="hf-attn-at robustness", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_name_or_path", nargs="+", required=True, help="saved model folder(s)")
-    parser.add_argument("--labels", nargs="+", help="a name per model for the report (default: folder names)")
-    add_data_arguments(parser)
-    parser.add_argument("--max_test_samples", type=int,
-                        help="attack a seeded random sample of N examples of --split (the sampling of `train` "
-                             "and `explain`); recorded in robustness.json")
-    parser.add_argument("--seed", type=int, default=EVAL_SAMPLE_SEED, help="seed of the --max_test_samples sample")
-    parser.add_argument("--output_dir", required=True, help="report folder")
-    parser.add_argument("--epsilons", nargs="+", type=float, default=[0, 0.5, 1, 2, 4],
-                        help="L2 radii ε of the attacks (distinct, >= 0)")
-    parser.add_argument("--attacks", nargs="+", default=list(ATTACKS), choices=ATTACKS, help="what to run")
-    parser.add_argument("--num_steps", type=int, default=10, help="PGD steps K")
-    parser.add_argument("--step_size", type=float, default=0.25, help="PGD step as a fraction of ε")
-    parser.add_argument("--tolerance", type=float,
-                        help="bisection tolerance of the smallest flipping ε (default: 1%% of the largest ε)")
-    parser.add_argument("--no_bisection", action="store_true", help="skip the smallest flipping ε")
-    parser.add_argument("--num_permutations", type=int, default=100, help="permutations per example")
-    parser.add_argument("--tvd_delta", type=float, default=0.01,
-                        help="adversarial attention: the largest output change allowed (total variation)")
-    parser.add_argument("--adversarial_iterations", type=int, default=300, help="adversarial attention: Adam steps")
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--attack_seed", type=int, default=0, help="seeds the permutations and the adversarial start")
-    return parser
+@dataclass
+class RobustnessArguments:
+    """The radii and the settings of the attacks (checked by `robustness.check_settings`)."""
+
+    epsilons: list[float] = field(
+        default_factory=lambda: [0, 0.5, 1, 2, 4], metadata={"help": "L2 radii ε of the attacks (distinct, >= 0)."}
+    )
+    attacks: list[str] = field(
+        default_factory=lambda: list(ATTACKS), metadata={"help": "What to run.", "choices": list(ATTACKS)}
+    )
+    num_steps: int = field(default=10, metadata={"help": "PGD steps K."})
+    step_size: float = field(default=0.25, metadata={"help": "PGD step as a fraction of ε."})
+    tolerance: float | None = field(
+        default=None, metadata={"help": "Bisection tolerance of the smallest flipping ε (default: 1%% of the largest ε)."}
+    )
+    no_bisection: bool = field(default=False, metadata={"help": "Skip the smallest flipping ε."})
+    num_permutations: int = field(default=100, metadata={"help": "Permutations per example."})
+    tvd_delta: float = field(
+        default=0.01, metadata={"help": "Adversarial attention: the largest output change allowed (total variation)."}
+    )
+    adversarial_iterations: int = field(default=300, metadata={"help": "Adversarial attention: Adam steps."})
+    attack_seed: int = field(default=0, metadata={"help": "Seeds the permutations and the adversarial start."})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run `robustness` on `argv` (default: `sys.argv[1:]`): check every input, load every model, then evaluate."""
-    args = make_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    labels = model_labels(args)
-    if args.max_test_samples is not None and args.max_test_samples < 1:
-        raise ValueError(f"--max_test_samples must be >= 1, got {args.max_test_samples}")
+def make_parser() -> CommandParser:
+    return CommandParser((ModelsArguments, EvaluationDataArguments, RobustnessArguments, LoggingArguments),
+                            prog="hf-attn-at robustness", description=__doc__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `robustness` on `argv`: check every input, load every model, then evaluate."""
+    from ..interpret.inputs import load_models_and_data, model_labels
+    from ..robustness import check_model, check_settings, evaluate_robustness
+
+    models_args, data_args, args, _ = parse(make_parser(), argv or [], RENAMED)
+    labels = model_labels(models_args.model_name_or_path, models_args.labels)
     settings = {key: getattr(args, key) for key in ("epsilons", "attacks", "num_steps", "step_size", "tolerance",
-                                                    "num_permutations", "tvd_delta", "adversarial_iterations",
-                                                    "batch_size")}
+                                                    "num_permutations", "tvd_delta", "adversarial_iterations")}
+    settings["batch_size"] = models_args.batch_size
     settings["bisection"], settings["seed"] = not args.no_bisection, args.attack_seed
     check_settings(**settings)
-    inputs, _, num_rows, rows = load_models_and_data(args, labels)
+    inputs, _, num_rows, rows = load_models_and_data(models_args.model_name_or_path, labels, data_args)
     for model, _, _ in inputs.values():
         check_model(model)
     models: dict[str, Any] = {}
@@ -70,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         models[label] = evaluate_robustness(model, dataset, **settings)
         models[label]["seconds"] = round(time.perf_counter() - start, 1)
-    output_dir = Path(args.output_dir)
+    output_dir = Path(models_args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    report = {"settings": {**settings, "dataset_dir": args.dataset_dir, "split": args.split,
-                                "num_rows": num_rows, "max_test_samples": args.max_test_samples,
-                                "sample_seed": args.seed, "rows": rows}, "models": models}
+    report = {"settings": {**settings, "data": data_args.description, "split": data_args.split,
+                           "num_rows": num_rows, "max_test_samples": data_args.max_test_samples,
+                           "sample_seed": data_args.seed, "rows": rows}, "models": models}
     (output_dir / "robustness.json").write_text(json.dumps(report, indent=2) + "\n")
     summary = markdown_summary(models)
     (output_dir / "robustness.md").write_text(summary)
@@ -116,6 +117,3 @@ def markdown_summary(models: dict[str, dict[str, Any]]) -> str:
         lines.append("")
     return "\n".join(lines)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,6 +19,7 @@ from .rationale import load_esnli_rationales, premise_rationale, rationale_agree
 from .transformer import (
     attention_rollout,
     explain_transformer,
+    explain_transformer_dataset,
     transformer_attention,
     transformer_gradient_importance,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "attention_rollout",
     "explain_model",
     "explain_transformer",
+    "explain_transformer_dataset",
     "gradient_importance",
     "integrated_gradients_attributions",
     "integrated_gradients_importance",

@@ -133,10 +133,41 @@ def explain_transformer(
     return result
 
 
+def explain_transformer_dataset(model: nn.Module, tokenizer, dataset: Mapping[str, list], batch_size: int = 64) -> dict:
+    """[`explain_transformer`] over a tokenized dataset, in batches of `batch_size` examples padded by `tokenizer`.
+
+    Args:
+        model: a Transformers sequence classifier; it is put in eval mode.
+        tokenizer: its tokenizer (pads the batches; its special tokens are never scored).
+        dataset: columns `input_ids` (and `token_type_ids`) of lists of token ids; other columns are ignored.
+        batch_size: examples per forward/backward.
+
+    Returns [`explain_transformer`]'s dict. A `ValueError` names the examples longer than the model accepts
+    (`tokenizer.model_max_length`) rather than cutting them.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    columns = [c for c in ("input_ids", "token_type_ids") if c in dataset]
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    too_long = [i for i, n in enumerate(lengths) if n > tokenizer.model_max_length]
+    if too_long:
+        raise ValueError(f"{len(too_long)} examples (rows {too_long[:5]} of the sample) are longer than the "
+                         f"{tokenizer.model_max_length} tokens {type(model).__name__} accepts")
+    model.eval()
+
+    def batches() -> Iterator[dict[str, torch.Tensor]]:
+        for start in range(0, len(lengths), batch_size):
+            rows = [{c: dataset[c][i] for c in columns} for i in range(start, min(start + batch_size, len(lengths)))]
+            yield tokenizer.pad(rows, return_tensors="pt")
+
+    return explain_transformer(model, batches(), tokenizer.all_special_ids)
+
+
 __all__ = [
     "ATTENTION_KINDS",
     "attention_rollout",
     "explain_transformer",
+    "explain_transformer_dataset",
     "scored_tokens",
     "transformer_attention",
     "transformer_gradient_importance",

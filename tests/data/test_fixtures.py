@@ -8,6 +8,7 @@ import datasets
 import pytest
 from transformers import AutoTokenizer, DataCollatorWithPadding
 
+from hf_attn_at.cli.main import main
 from hf_attn_at.data import (
     TASKS,
     agnews,
@@ -21,7 +22,6 @@ from hf_attn_at.data import (
     sst,
     tokenize_dataset,
 )
-from hf_attn_at.data.__main__ import main
 
 AGNEWS_ROWS = [
     '"3","Wall St. Bears Claw Back","Reuters - Short-sellers are seeing green again."',
@@ -250,7 +250,7 @@ def test_padding_efficiency():
 def test_cli_prepare(tmp_path, capsys):
     write_agnews(tmp_path)
     out = tmp_path / "out"
-    assert main(["prepare", "agnews", "--source", "local", "--data_dir", str(tmp_path), "--output_dir", str(out)]) == 0
+    assert main(["prepare", "--task_name", "agnews", "--data_source", "local", "--data_dir", str(tmp_path), "--output_dir", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "train: 17 examples; labels World" in printed and "test: 2 examples; labels World 1, Business 1" in printed
     assert set(datasets.load_from_disk(str(out))) == {"train", "validation", "test"}

@@ -376,3 +376,52 @@ def test_minilm_matches_sdpa_and_trains(tmp_path):
     trainer = make_trainer(tmp_path, "attention_iat", model)
     loss = trainer.compute_loss(model, batch)
     assert torch.isfinite(loss) and model.config._attn_implementation == "sdpa"
+
+
+@require_minilm
+def test_explain_verb_on_minilm_matches_explain_transformer(tmp_path, capsys):
+    """`hf-attn-at explain` on a BERT-family model: the agreement of one unpadded example at a time."""
+    import json
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from hf_attn_at.cli.main import main
+    from hf_attn_at.interpret import explain_transformer
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_path(), num_labels=2).eval()
+    model.save_pretrained(tmp_path / "minilm")
+    tokenizer.save_pretrained(tmp_path / "minilm")
+    texts = ["a gripping and funny film", "dull", "the plot is thin but the acting is wonderful", "not bad at all"]
+    (tmp_path / "test.csv").write_text("text,label\n" + "".join(f"{t},{i % 2}\n" for i, t in enumerate(texts)))
+    capsys.readouterr()
+    code = main(["explain", "--model_name_or_path", str(tmp_path / "minilm"), "--test_file", str(tmp_path / "test.csv"),
+                 "--batch_size", "3", "--output_dir", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert "rollout" in capsys.readouterr().out
+    result = json.loads((tmp_path / "out" / "metrics.json").read_text())["models"]["minilm"]
+    assert result["num_examples"] == 4 and result["model"]["path"] == str(tmp_path / "minilm")
+    for i, text in enumerate(texts):  # padded batches of 3 give what each example gives alone
+        alone = explain_transformer(model, [dict(tokenizer([text], return_tensors="pt"))], tokenizer.all_special_ids)
+        for kind in ("last_layer", "rollout"):
+            for measure in ("pearson", "kendall"):
+                expected = alone[kind][measure][0]
+                got = result[kind][measure][i]
+                assert (got is None and np.isnan(expected)) or got == pytest.approx(expected, abs=1e-4)
+    # One call compares models of one kind: a BiLSTM next to MiniLM is refused in one line, before explaining.
+    from hf_attn_at import build_word_tokenizer
+
+    words = build_word_tokenizer(texts)
+    BiLSTMAttentionForSequenceClassification(BiLSTMAttentionConfig(
+        vocab_size=len(words), embedding_size=8, hidden_size=8, attention_hidden_size=8)).save_pretrained(tmp_path / "b")
+    words.save_pretrained(tmp_path / "b")
+    capsys.readouterr()
+    assert main(["explain", "--model_name_or_path", str(tmp_path / "minilm"), str(tmp_path / "b"), "--test_file",
+                 str(tmp_path / "test.csv"), "--output_dir", str(tmp_path / "mixed")]) == 2
+    err = capsys.readouterr().err  # model loading's progress bars, then the error
+    assert err.strip().splitlines()[-1] == ("hf-attn-at explain: error: explain compares BiLSTM-attention models or "
+                                            "Transformers encoders, not both: BiLSTM ['b'], others ['minilm']")
+    assert "Traceback" not in err
+    assert not (tmp_path / "mixed").exists()

@@ -15,7 +15,7 @@ from PIL import Image
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
 from hf_attn_at.cli.main import main as cli_main
 from hf_attn_at.interpret import explain_model
-from hf_attn_at.interpret.command import _label_ids
+from hf_attn_at.interpret.inputs import _label_ids
 from hf_attn_at.interpret.report import plot_heatmap, write_report
 
 TEXTS = ["a good film", "a bad film", "the plot is good but the acting is bad", "good", "bad bad film"]
@@ -83,12 +83,12 @@ def test_explain_rejects_a_file_labelled_with_ids_for_integer_class_names(tmp_pa
     """The reported repro: a model trained on labels 1/2 and a file labelled 0/1 gave a wrong accuracy."""
     model = save_tiny_model(tmp_path / "model", class_names=("1", "2"))
     data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
-    code, error = explain(capsys, "--model_name_or_path", model, "--dataset_dir", data, "--output_dir", tmp_path / "out")
+    code, error = explain(capsys, "--model_name_or_path", model, "--test_file", data, "--output_dir", tmp_path / "out")
     assert code == 2 and "labels [0] are not classes of" in error and "['1', '2']" in error
     assert not (tmp_path / "out").exists()
     # The same texts labelled with the class names are explained.
     data = write_csv(tmp_path / "named.csv", [1, 2, 2, 1, 2])
-    assert explain(capsys, "--model_name_or_path", model, "--dataset_dir", data, "--output_dir", tmp_path / "out",
+    assert explain(capsys, "--model_name_or_path", model, "--test_file", data, "--output_dir", tmp_path / "out",
                    "--num_examples", "0") == (0, "")
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["models"]["model"]["summary"]["num_examples"] == 5
 
@@ -96,26 +96,32 @@ def test_explain_rejects_a_file_labelled_with_ids_for_integer_class_names(tmp_pa
 def test_explain_bad_paths_and_values_are_one_line(model_dir, tmp_path, capsys):
     data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
     common = ["--model_name_or_path", model_dir, "--output_dir", tmp_path / "out"]
-    code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "missing.csv")
-    assert code == 2 and f"--dataset_dir {tmp_path / 'missing.csv'}: no such file" in error
-    code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "missing_folder")
-    assert code == 2 and f"--dataset_dir {tmp_path / 'missing_folder'}: no such folder;" in error
-    code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "missing.txt")
-    assert code == 2 and f"--dataset_dir {tmp_path / 'missing.txt'}: no such file or folder;" in error
+    code, error = explain(capsys, *common, "--test_file", tmp_path / "missing.csv")
+    assert code == 2 and f"--test_file {tmp_path / 'missing.csv'}: no such file" in error
+    code, error = explain(capsys, *common, "--prepared_dir", tmp_path / "missing_folder")
+    assert code == 2 and f"--prepared_dir {tmp_path / 'missing_folder'}: no such folder;" in error
     (tmp_path / "not_a_dataset").mkdir()
-    code, error = explain(capsys, *common, "--dataset_dir", tmp_path / "not_a_dataset")
-    assert code == 2 and "is a folder but not a `save_to_disk` dataset" in error
-    for flag, value, least in (("--num_examples", -3, 0), ("--max_tokens", 0, 1), ("--batch_size", 0, 1),
-                               ("--max_test_samples", 0, 1)):
-        code, error = explain(capsys, *common, "--dataset_dir", data, flag, value)
-        assert code == 2 and error.endswith(f"{flag} must be >= {least}, got {value}")
-    for old, new in (("--max_examples", "--max_test_samples"), ("--num_heatmaps", "--num_examples")):
-        code, error = explain(capsys, *common, "--dataset_dir", data, old, 3)
-        assert code == 2 and error.endswith(f"{old} is now {new}: pass {new} 3")
-    with pytest.raises(SystemExit):
-        cli_main(["explain", *map(str, common), "--dataset_dir", str(data), "--select", "worst"])
-    assert "argument --select: invalid choice: 'worst' (choose from 'random', 'misclassified'" in capsys.readouterr().err
-    code, error = explain(capsys, "--model_name_or_path", tmp_path / "no_model", "--dataset_dir", data,
+    code, error = explain(capsys, *common, "--prepared_dir", tmp_path / "not_a_dataset")
+    assert code == 2 and "is not a `save_to_disk` dataset: give a folder written by `hf-attn-at prepare`" in error
+    code, error = explain(capsys, *common)
+    assert code == 2 and error.endswith("give exactly one of --test_file, --prepared_dir or --task_name, got none")
+    code, error = explain(capsys, *common, "--test_file", data, "--task_name", "sst")
+    assert code == 2 and error.endswith("got ['--test_file', '--task_name']")
+    code, error = explain(capsys, *common, "--task_name", "sst", "--label_column", "stars")
+    assert code == 2 and error.endswith("--label_column names a column of --test_file; it cannot be used with "
+                                        "--task_name")
+    for flag, value, message in (("--num_examples", -3, "must be >= 0"), ("--max_tokens", 0, "must be >= 1"),
+                                 ("--batch_size", 0, "must be >= 1"), ("--max_test_samples", 0,
+                                                                       "must be a positive integer")):
+        code, error = explain(capsys, *common, "--test_file", data, flag, value)
+        assert code == 2 and error.endswith(f"{flag} {message}, got {value}")
+    for old, new in (("--max_examples", "--max_test_samples"), ("--num_heatmaps", "--num_examples"),
+                     ("--dataset_dir", "--test_file (a data file) or --prepared_dir")):
+        code, error = explain(capsys, *common, "--test_file", data, old, 3)
+        assert code == 2 and f"{old} is no longer a flag: use {new}" in error
+    code, error = explain(capsys, *common, "--test_file", data, "--select", "worst")
+    assert code == 2 and "argument --select: invalid choice: 'worst' (choose from 'random', 'misclassified'" in error
+    code, error = explain(capsys, "--model_name_or_path", tmp_path / "no_model", "--test_file", data,
                           "--output_dir", tmp_path / "out")
     assert code == 2 and f"--model_name_or_path {tmp_path / 'no_model'} is not a folder" in error
     assert not (tmp_path / "out").exists()
@@ -129,7 +135,7 @@ def test_explain_bad_paths_and_values_are_one_line(model_dir, tmp_path, capsys):
 def test_explain_checks_epsilon_runs_before_explaining(model_dir, tmp_path, capsys, content, problem):
     data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
     (tmp_path / "sweep.json").write_text(content)
-    code, error = explain(capsys, "--model_name_or_path", model_dir, "--dataset_dir", data, "--output_dir",
+    code, error = explain(capsys, "--model_name_or_path", model_dir, "--test_file", data, "--output_dir",
                           tmp_path / "out", "--epsilon_runs", tmp_path / "sweep.json")
     assert code == 2 and f"--epsilon_runs {tmp_path / 'sweep.json'}: " in error and problem in error
     assert not (tmp_path / "out").exists()
@@ -143,7 +149,7 @@ def test_explain_names_corrupt_or_unsafe_weights(model_dir, tmp_path, capsys):
     weights = truncated / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     # A good model first: nothing is explained or written before every model has loaded.
-    code, error = explain(capsys, "--model_name_or_path", model_dir, truncated, "--dataset_dir", data,
+    code, error = explain(capsys, "--model_name_or_path", model_dir, truncated, "--test_file", data,
                           "--output_dir", tmp_path / "out")
     assert code == 2 and f"cannot load {weights}: the file is corrupt or truncated" in error
     assert not (tmp_path / "out").exists()
@@ -154,18 +160,18 @@ def test_explain_names_corrupt_or_unsafe_weights(model_dir, tmp_path, capsys):
 
     no_weights = shutil.copytree(model_dir, tmp_path / "no_weights")
     (no_weights / "model.safetensors").unlink()
-    code, error = explain(capsys, "--model_name_or_path", no_weights, "--dataset_dir", data, "--output_dir", tmp_path)
+    code, error = explain(capsys, "--model_name_or_path", no_weights, "--test_file", data, "--output_dir", tmp_path)
     assert code == 2 and f"--model_name_or_path {no_weights} has no weights: expected one of" in error
     no_tokenizer = tmp_path / "no_tokenizer"
     no_tokenizer.mkdir()
     shutil.copy(model_dir / "config.json", no_tokenizer)
-    code, error = explain(capsys, "--model_name_or_path", no_tokenizer, "--dataset_dir", data, "--output_dir", tmp_path)
+    code, error = explain(capsys, "--model_name_or_path", no_tokenizer, "--test_file", data, "--output_dir", tmp_path)
     assert code == 2 and f"--model_name_or_path {no_tokenizer}: cannot load its tokenizer" in error
 
     unsafe = shutil.copytree(model_dir, tmp_path / "unsafe")
     (unsafe / "model.safetensors").unlink()
     torch.save({"weights": Unsafe()}, unsafe / "pytorch_model.bin")
-    code, error = explain(capsys, "--model_name_or_path", unsafe, "--dataset_dir", data, "--output_dir", tmp_path / "o")
+    code, error = explain(capsys, "--model_name_or_path", unsafe, "--test_file", data, "--output_dir", tmp_path / "o")
     assert code == 2 and f"cannot load {unsafe / 'pytorch_model.bin'}: torch refuses to unpickle it" in error
 
 
@@ -231,12 +237,12 @@ def test_a_cut_pair_is_explained_as_its_cut_texts():
 
 def test_explain_records_the_token_cap(model_dir, tmp_path, capsys):
     data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
-    assert explain(capsys, "--model_name_or_path", model_dir, "--dataset_dir", data, "--output_dir", tmp_path / "out",
+    assert explain(capsys, "--model_name_or_path", model_dir, "--test_file", data, "--output_dir", tmp_path / "out",
                    "--max_tokens", "3", "--num_examples", "1") == (0, "")
     summary = json.loads((tmp_path / "out" / "metrics.json").read_text())["models"][model_dir.name]["summary"]
     assert summary["max_tokens"] == 3 and summary["num_truncated"] == sum(len(t.split()) > 3 for t in TEXTS)
     assert "cut to 3 tokens" in (tmp_path / "out" / "report.html").read_text()
-    assert explain(capsys, "--model_name_or_path", model_dir, "--dataset_dir", data, "--output_dir", tmp_path / "d",
+    assert explain(capsys, "--model_name_or_path", model_dir, "--test_file", data, "--output_dir", tmp_path / "d",
                    "--num_examples", "0") == (0, "")
     assert json.loads((tmp_path / "d" / "metrics.json").read_text())["models"][model_dir.name]["summary"][
         "max_tokens"] == 5000

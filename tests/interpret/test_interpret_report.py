@@ -14,9 +14,9 @@ from testing_utils import require_shared_data, shared_data_path
 from transformers import AutoTokenizer
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
+from hf_attn_at.cli.main import main
 from hf_attn_at.data import sample_indices
 from hf_attn_at.interpret import explain_model
-from hf_attn_at.interpret.command import main
 from hf_attn_at.interpret.report import plot_epsilon_sweep, write_report
 
 
@@ -95,7 +95,7 @@ def sst_model_dir(tmp_path_factory):
 def test_explain_command_end_to_end(sst_model_dir, tmp_path, capsys):
     out = tmp_path / "report"
     code = main(["explain", "--model_name_or_path", str(sst_model_dir), str(sst_model_dir),
-                 "--labels", "vanilla", "iat", "--dataset_dir", str(shared_data_path("sst", "sst_dataset.csv")),
+                 "--labels", "vanilla", "iat", "--test_file", str(shared_data_path("sst", "sst_dataset.csv")),
                  "--split", "test", "--output_dir", str(out), "--max_test_samples", "64",
                  "--methods", "gradient", "leave_one_out", "--num_examples", "2", "--select", "misclassified"])
     assert code == 0
@@ -120,6 +120,18 @@ def test_explain_command_end_to_end(sst_model_dir, tmp_path, capsys):
 
 
 @require_shared_data("sst", "sst_dataset.csv")
+def test_explain_reads_a_built_in_task_with_trains_flags(sst_model_dir, tmp_path, capsys):
+    out = tmp_path / "report"
+    code = main(["explain", "--model_name_or_path", str(sst_model_dir), "--task_name", "sst", "--data_source",
+                 "local", "--data_dir", str(shared_data_path("sst", "sst_dataset.csv").parents[1]),
+                 "--max_test_samples", "64", "--num_examples", "0", "--output_dir", str(out)])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["dataset"] == "sst (local)" and len(metrics["data"]["rows"]) == 64
+    assert metrics["models"][sst_model_dir.name]["summary"]["accuracy"] > 0.6  # labels mapped by class name
+
+
+@require_shared_data("sst", "sst_dataset.csv")
 def test_explain_model_on_tokenized_dataset_from_disk(sst_model_dir, tmp_path):
     from datasets import Dataset, DatasetDict
 
@@ -134,7 +146,7 @@ def test_explain_model_on_tokenized_dataset_from_disk(sst_model_dir, tmp_path):
     # Batched, length-sorted results equal one example at a time.
     alone = explain_model(model, tokenizer, data.select([2]), batch_size=1, show_progress=False)
     np.testing.assert_allclose(result["importance"]["gradient"][2], alone["importance"]["gradient"][0], rtol=1e-4)
-    assert main(["--model_name_or_path", str(sst_model_dir), "--dataset_dir", str(tmp_path / "data"),
+    assert main(["explain", "--model_name_or_path", str(sst_model_dir), "--prepared_dir", str(tmp_path / "data"),
                  "--output_dir", str(tmp_path / "out"), "--num_examples", "1", "--max_test_samples", "2"]) == 0
     assert (tmp_path / "out" / "report.html").is_file()
 
@@ -147,11 +159,11 @@ def test_module_help_runs_without_matplotlib_or_captum_imported():
     from testing_utils import REPO_ROOT
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-    # One child process: the package imports without matplotlib/captum, then `-m ... explain --help` runs.
+    # One child process: the package imports without matplotlib/captum, then `hf-attn-at explain --help` runs.
     probe = (
         "import runpy, sys, hf_attn_at.interpret; print('matplotlib' in sys.modules, 'captum' in sys.modules); "
-        "sys.argv = ['hf_attn_at.interpret', 'explain', '--help']; "
-        "runpy.run_module('hf_attn_at.interpret', run_name='__main__')"
+        "sys.argv = ['hf-attn-at', 'explain', '--help']; "
+        "runpy.run_module('hf_attn_at.cli.main', run_name='__main__')"
     )
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

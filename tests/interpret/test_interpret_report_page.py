@@ -13,7 +13,7 @@ from test_interpret_report import fake_run
 from testing_utils import require_shared_data, shared_data_path
 
 from hf_attn_at.data import EVAL_SAMPLE_SEED, sample_examples, sample_indices
-from hf_attn_at.interpret.command import model_info
+from hf_attn_at.interpret.inputs import model_info
 from hf_attn_at.interpret.report import SATURATION, select_examples, token_shades, write_report
 
 NAMES = {0: "negative", 1: "positive"}

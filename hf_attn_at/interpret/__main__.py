@@ -1,8 +1,0 @@
-"""`python -m hf_attn_at.interpret explain ...`."""
-
-import sys
-
-from .command import main
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,217 @@
+"""What `explain` and `robustness` evaluate: saved models and the examples they are evaluated on.
+
+The examples are one split of a built-in task, of a folder written by `hf-attn-at prepare`, or of a data file;
+texts are tokenized with each model's tokenizer and labels mapped to its class ids. `data` arguments below are
+objects with the attributes of the CLI's data flags: `test_file`, `prepared_dir`, `task_name`, `data_source`,
+`data_dir`, `babi_size`, `split`, `text_column`, `text_pair_column`, `label_column`, `max_test_samples`, `seed`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+# Weight files of a `save_pretrained` folder, in the order `from_pretrained` looks for them.
+WEIGHTS_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _read_raw(data: Any) -> tuple[dict[str, list], int, list[int] | None]:
+    """Texts and raw labels of `data.test_file` (`hf_attn_at.data.custom.read_file`) or of the `data.split` split of
+    the built-in `data.task_name` (labels as class names), its number of rows and the rows of the seeded
+    `max_test_samples` sample (`None`: all)."""
+    from ..data import load_task
+    from ..data.custom import read_file
+    from ..data.processing import sample_indices
+
+    if data.test_file is not None:
+        ds, _ = read_file(data.test_file, data.text_column, data.text_pair_column, data.label_column, split=data.split)
+    else:
+        options = {"babi_size": data.babi_size} if data.task_name.startswith("babi") else {}
+        splits = load_task(data.task_name, source=data.data_source, data_dir=data.data_dir, **options)
+        if data.split not in splits:
+            raise ValueError(f"--split {data.split!r} is not a split of {data.task_name}: it has {list(splits)}")
+        ds = splits[data.split]
+        names = ds.features["label"].names
+        ds = ds.map(lambda b: {"label": [names[i] for i in b["label"]]}, batched=True, remove_columns=["label"])
+    rows = sample_indices(len(ds), data.max_test_samples, data.seed)
+    return (ds if rows is None else ds.select(rows)).to_dict(), len(ds), rows
+
+
+def _label_key(value: Any) -> str | None:
+    """A raw label as a class name, integers in decimal (`1`, `1.0`, `"01"` give `"1"`); `None` for other types."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(int(value)) if float(value).is_integer() else None
+    if isinstance(value, str):
+        return str(int(value)) if _INT.fullmatch(value.strip()) else value
+    return None
+
+
+def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
+    """Raw labels as the model's class ids.
+
+    A label is one of the class names of `config.id2label`, compared as strings (integers in decimal). When
+    none of the class names is an integer, an integer label that is not a name is a class id
+    `0..num_labels - 1`. When some are (a model trained on labels `1`/`2`), labels are names only, so `1`
+    never silently means id 1. Any other value raises a `ValueError` naming it and the allowed labels.
+    """
+    names = {str(name): int(i) for i, name in config.id2label.items()}
+    ids_allowed = not any(_INT.fullmatch(name) for name in names)
+    ids, unknown = [], []  # the first 11 distinct unknown values
+    for value in values:
+        key = _label_key(value)
+        if key in names:
+            ids.append(names[key])
+        elif ids_allowed and key is not None and _INT.fullmatch(key) and 0 <= int(key) < config.num_labels:
+            ids.append(int(key))
+        elif len(unknown) <= 10 and value not in unknown:
+            unknown.append(value)
+    if unknown:
+        allowed = (f"its class names {list(names)} or ids 0..{config.num_labels - 1}" if ids_allowed else
+                   f"its class names {list(names)} (ids are not accepted: the names are integers themselves)")
+        raise ValueError(f"labels {unknown[:10]}{' ...' if len(unknown) > 10 else ''} are not "
+                         f"classes of {model_dir}: labels must be {allowed}")
+    return ids
+
+
+def _load_tokenized(path: Path, split: str, max_samples: int | None, seed: int):
+    """A split of a tokenized `save_to_disk` folder, its number of rows and the rows of the seeded sample."""
+    from datasets import DatasetDict, load_from_disk
+
+    from ..data.custom import FORMATS
+    from ..data.processing import sample_indices
+
+    try:
+        dataset = load_from_disk(str(path))
+    except FileNotFoundError as err:
+        raise ValueError(f"--prepared_dir {path} is not a `save_to_disk` dataset: give a folder written by "
+                         f"`hf-attn-at prepare`, or a data file ({', '.join(FORMATS)}) as --test_file") from err
+    if isinstance(dataset, DatasetDict):
+        if split not in dataset:
+            raise ValueError(f"--split {split!r} is not in {path}: it has {list(dataset)}")
+        dataset = dataset[split]
+    if "input_ids" not in dataset.column_names:
+        raise ValueError(f"{path} is not tokenized: columns {dataset.column_names} lack `input_ids`")
+    rows = sample_indices(len(dataset), max_samples, seed)
+    return (dataset if rows is None else dataset.select(rows)), len(dataset), rows
+
+
+def _load_model(model_dir: str):
+    """The tokenizer and float32 model saved in `model_dir`; one-line errors naming the missing or bad file."""
+    import pickle
+
+    import torch
+    from safetensors import SafetensorError
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        problem = "has no config.json" if folder.is_dir() else "is not a folder"
+        raise FileNotFoundError(f"--model_name_or_path {model_dir} {problem}: expected a model folder saved by "
+                                "`train` (`save_pretrained`)")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--model_name_or_path {model_dir}: cannot load its tokenizer (tokenizer.json, "
+                         f"tokenizer_config.json): {' '.join(str(err).split())}") from err
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+    except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, OSError) as err:
+        weights = next((folder / name for name in WEIGHTS_NAMES if (folder / name).is_file()), None)
+        if weights is None:
+            raise ValueError(f"--model_name_or_path {model_dir} has no weights: expected one of "
+                             f"{list(WEIGHTS_NAMES)}") from err
+        if isinstance(err, pickle.UnpicklingError):
+            reason = ("torch refuses to unpickle it with weights_only=True (it holds objects other than "
+                      "tensors); if you trust its source, re-save the model as model.safetensors")
+        elif isinstance(err, OSError):
+            reason = " ".join(str(err).split())
+        else:
+            reason = f"the file is corrupt or truncated ({' '.join(str(err).split())})"
+        raise ValueError(f"--model_name_or_path {model_dir}: cannot load {weights}: {reason}") from err
+    return tokenizer, model
+
+
+def model_info(model_dir: str, config: Any) -> dict[str, Any]:
+    """The report's facts about a model: its folder, class names, and the `adv_method` and `adv_epsilon` of the
+    `training_args.json` that `train` writes next to it (absent keys when the folder has none)."""
+    info: dict[str, Any] = {"path": model_dir, "id2label": {int(i): name for i, name in config.id2label.items()}}
+    args_file = Path(model_dir) / "training_args.json"
+    if args_file.is_file():
+        try:
+            training = json.loads(args_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--model_name_or_path {model_dir}: cannot read {args_file}: {err}") from None
+        info.update({key: training[key] for key in ("adv_method", "adv_epsilon") if key in training})
+    return info
+
+
+def model_labels(model_paths: Sequence[str], labels: Sequence[str] | None) -> list[str]:
+    """`labels` (`--labels`), or the folder names of `model_paths`: one distinct name per model."""
+    labels = list(labels or [Path(p).name for p in model_paths])
+    if len(labels) != len(model_paths):
+        raise ValueError(f"--labels needs one name per model: {len(model_paths)} models, got {labels}")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--labels must be distinct, got {labels}")
+    return labels
+
+
+def load_models_and_data(
+    model_paths: Sequence[str], labels: Sequence[str], data: Any
+) -> tuple[dict[str, tuple[Any, Any, Any]], dict[str, dict[str, Any]], int, list[int] | None]:
+    """The models saved in `model_paths` and the examples of `data` (see the module docstring), sampled by its
+    `max_test_samples`/`seed`: a prepared folder as saved, texts tokenized with each model's tokenizer and their
+    labels mapped to its class ids.
+
+    Returns `({label: (model, tokenizer, dataset)}, {label: model_info}, rows in the split, sampled rows or None)`.
+    """
+    import hf_attn_at  # noqa: F401  (registers the models with the Auto classes)
+
+    from ..data.custom import FORMATS
+
+    raw = tokenized = None
+    if data.prepared_dir is not None:
+        path = Path(data.prepared_dir)
+        if not path.is_dir():
+            raise FileNotFoundError(f"--prepared_dir {path}: no such folder; expected the --output_dir of "
+                                    "`hf-attn-at prepare`")
+        tokenized, num_rows, rows = _load_tokenized(path, data.split, data.max_test_samples, data.seed)
+    else:
+        if data.test_file is not None and not Path(data.test_file).exists():
+            raise FileNotFoundError(f"--test_file {data.test_file}: no such file; expected a data file "
+                                    f"({', '.join(FORMATS)})")
+        raw, num_rows, rows = _read_raw(data)
+
+    inputs, models = {}, {}
+    for label, model_dir in zip(labels, model_paths, strict=True):
+        tokenizer, model = _load_model(model_dir)
+        models[label] = model_info(model_dir, model.config)
+        dataset = tokenized
+        if raw is not None:
+            encoded = tokenizer(raw["text"], raw.get("text_pair"))
+            dataset = {"input_ids": encoded["input_ids"], "label": _label_ids(raw["label"], model.config, model_dir)}
+            if "text_pair" in raw and "token_type_ids" in encoded:
+                dataset["token_type_ids"] = encoded["token_type_ids"]
+            if "candidate_mask" in raw:
+                dataset["candidate_mask"] = raw["candidate_mask"]
+        inputs[label] = model, tokenizer, dataset
+    return inputs, models, num_rows, rows
+
+
+def read_epsilon_runs(path: str) -> list[dict[str, Any]]:
+    """The ε sweep in the file `path` (`--epsilon_runs`), checked by `check_epsilon_runs`; a `ValueError` names
+    the file and the problem (missing, not JSON, wrong shape)."""
+    from .report import check_epsilon_runs
+
+    try:
+        runs = json.loads(Path(path).read_text(encoding="utf-8"))
+        check_epsilon_runs(runs)
+    except (OSError, ValueError) as err:  # missing, a folder, not UTF-8, not JSON, wrong shape
+        raise ValueError(f"--epsilon_runs {path}: {err}") from None
+    return runs
