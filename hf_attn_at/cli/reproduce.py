@@ -262,7 +262,7 @@ def plan_runs(
     for task, label in zip(tasks, labels, strict=True):
         selected = {
             method: select_epsilon(finished or {}, label, method, epsilons, seeds[0])[0]
-            for method in methods if method != "vanilla" and grid.get("select_epsilon")
+            for method in methods if method != "vanilla" and grid.get("select_epsilon") and reused is None
         }
         for seed in seeds:
             for method in methods:
