@@ -66,6 +66,8 @@ class RunRecord:
         command (`str`, *optional*): the `hf-attn-at reproduce` invocation that ran it.
         robustness (`dict`, *optional*): `hf_attn_at.robustness.evaluate_run_robustness` on the test split
             (`settings`, `seconds`, and the report of `evaluate_robustness`); numbers only, no weights.
+        epsilon_selected_on (`str`, *optional*): the task whose validation selected `epsilon`, when it is not this
+            run's task (`hf-attn-at reproduce --epsilon_from`); `None` when ε was fixed or selected on this task.
         training_args (`dict`): the content of `training_args.json` (not in `results.json`).
         num_labels (`int`, *optional*): the model's number of labels, read from `config.json` (not saved).
     """
@@ -89,6 +91,7 @@ class RunRecord:
     code_version: str | None = None
     command: str | None = None
     robustness: dict[str, Any] | None = None
+    epsilon_selected_on: str | None = None
     training_args: dict[str, Any] = field(default_factory=dict)
     num_labels: int | None = None
 
@@ -104,9 +107,10 @@ class RunRecord:
         return {**flat, **self.agreement, "dataset_name": self.task, "dataset_split": self.agreement_split}
 
     def to_results(self) -> dict[str, Any]:
-        """The `results.json` object (every field but `training_args` and `num_labels`; `command` and
-        `robustness` when set)."""
-        skip = {"training_args", "num_labels"} | {name for name in ("command", "robustness") if getattr(self, name) is None}
+        """The `results.json` object (every field but `training_args` and `num_labels`; `command`, `robustness`
+        and `epsilon_selected_on` when set)."""
+        optional = ("command", "robustness", "epsilon_selected_on")
+        skip = {"training_args", "num_labels"} | {name for name in optional if getattr(self, name) is None}
         return {_JSON_NAMES.get(f.name, f.name): getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     def save(self, run_dir: str | os.PathLike) -> None:
@@ -169,6 +173,9 @@ def _check_identity(path: Path, results: dict[str, Any]) -> None:
         raise ValueError(f"`epsilon` in {path} must be null or a finite number > 0, got {epsilon!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"`seed` in {path} must be an integer, got {seed!r}")
+    source = results.get("epsilon_selected_on")
+    if source is not None:
+        safe_path_component(source, f"`epsilon_selected_on` in {path}")
 
 
 def has_weights(run_dir: Path) -> bool:

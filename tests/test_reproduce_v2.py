@@ -1,19 +1,27 @@
 """`reproduce --grid paper_v2`: ε chosen on validation with the first seed, the other seeds at the chosen ε."""
 
 import json
+from dataclasses import replace
 
+import pytest
 from testing_utils import SHARED_DATA, require_shared_data
 
-from hf_attn_at.cli.aggregate import run_name, select_epsilon, selected_epsilons, selection_tables
+from hf_attn_at.cli.aggregate import (
+    BINARY_TASKS,
+    run_name,
+    select_epsilon,
+    selected_epsilons,
+    selection_tables,
+)
 from hf_attn_at.cli.main import main
 from hf_attn_at.cli.reproduce import ReproduceArguments, plan_runs
 from hf_attn_at.runs import RunRecord
 
 
 def fake_result(task, method, epsilon, seed, validation):
-    metric = "validation_auc" if task == "sst" else "validation_accuracy"
+    metric = "validation_auc" if task in BINARY_TASKS else "validation_accuracy"
     return RunRecord(task=task, method=method, epsilon=epsilon, lambda_=1.0, seed=seed,
-                     metrics={"validation": {metric: validation}}, agreement={}, agreement_split="test",
+                     metrics={"validation": {metric: validation}, "test": {}}, agreement={}, agreement_split="test",
                      training_logs={"adv_perturbation_norm_mean": 2.0})
 
 
@@ -103,3 +111,145 @@ def test_ablation_table_puts_each_methods_main_rows_side_by_side():
     # Against records of a grid that selects ε, their selected rows are compared.
     text = "\n".join(ablation_table(there, None, here, "docs/runs_v2", {("sst", "attention_at"): 0.01}))
     assert "| attention_at | 1 | 0.800 ± 0.000 | 0.120 ± 0.000 (3) | 0.01 | 0.830 ± 0.000 | 0.640 ± 0.000 (2) |" in text
+
+
+def sst_selection(methods_scores, seed=1):
+    """Records of sst's finished ε selection: `{method: {ε: validation AUC}}`, by run name."""
+    return {run_name("sst", m, e, seed): fake_result("sst", m, e, seed, v)
+            for m, scores in methods_scores.items() for e, v in scores.items()}
+
+
+def test_epsilon_from_plans_every_seed_of_each_method_at_the_source_tasks_selected_epsilon():
+    finished = sst_selection({"attention_at": {0.1: 0.9, 1.0: 0.8}, "attention_iat": {0.1: 0.7, 1.0: 0.9}})
+    # Another seed's run on sst never changes the selection (the lowest seed selects).
+    finished[run_name("sst", "attention_at", 1.0, 2)] = fake_result("sst", "attention_at", 1.0, 2, 0.99)
+    args = ReproduceArguments(grid="paper_v2", tasks=["imdb"], methods=["vanilla", "attention_at", "attention_iat"],
+                              epsilons=[0.1, 1.0], epsilon_from="sst")
+    runs = plan_runs(args, finished=finished)
+    assert [run.name for run in runs] == [
+        f"imdb/{name}/seed{seed}" for seed in (1, 2, 3)
+        for name in ("vanilla", "attention_at-eps0.1", "attention_iat-eps1")
+    ]
+    assert {run.method: run.epsilon_from for run in runs} == {"vanilla": None, "attention_at": "sst",
+                                                              "attention_iat": "sst"}
+
+
+def test_epsilon_from_errors_name_the_bad_value():
+    incomplete = sst_selection({"attention_at": {0.1: 0.9, 1.0: 0.8}, "attention_iat": {0.1: 0.7}})
+    args = ReproduceArguments(grid="paper_v2", tasks=["imdb"], methods=["attention_at", "attention_iat"],
+                              epsilons=[0.1, 1.0], epsilon_from="sst")
+    with pytest.raises(ValueError, match=r"selection of attention_iat on sst is not complete \(no finished run at ε = 1 "):
+        plan_runs(args, finished=incomplete)
+    with pytest.raises(ValueError, match="selection of attention_at on sst is not complete"):
+        plan_runs(args)  # no records of sst at all
+    with pytest.raises(ValueError, match="grid 'paper' does not select ε"):
+        ReproduceArguments(grid="paper", tasks=["imdb"], epsilon_from="sst")
+    with pytest.raises(ValueError, match="--epsilon_from names a folder"):
+        ReproduceArguments(grid="paper_v2", tasks=["imdb"], epsilon_from="../sst")
+    complete = sst_selection({"attention_at": {0.1: 0.9, 1.0: 0.8}, "attention_iat": {0.1: 0.7, 1.0: 0.9}})
+    for tasks in (["sst", "imdb"], None):  # None: the grid's tasks, sst among them
+        args = ReproduceArguments(grid="paper_v2", tasks=tasks, methods=["attention_at"], epsilon_from="sst")
+        with pytest.raises(ValueError, match=r"--epsilon_from sst is among the tasks \["):
+            plan_runs(args, finished=complete)
+
+
+def test_epsilon_from_error_is_one_line_on_the_command_line(capsys):
+    assert main(["reproduce", "--grid", "paper", "--tasks", "imdb", "--epsilon_from", "sst"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--epsilon_from sst" in err and "'paper' does not select ε" in err and "\n" not in err
+
+
+def test_epsilon_selected_on_round_trips_and_old_records_load_unchanged(tmp_path):
+    record = fake_result("imdb", "attention_at", 0.1, 1, 0.8)
+    record.save(tmp_path / "old")
+    assert "epsilon_selected_on" not in json.loads((tmp_path / "old/results.json").read_text())
+    assert RunRecord.load(tmp_path / "old").epsilon_selected_on is None
+    record.epsilon_selected_on = "sst"
+    record.save(tmp_path / "new")
+    assert json.loads((tmp_path / "new/results.json").read_text())["epsilon_selected_on"] == "sst"
+    assert RunRecord.load(tmp_path / "new") == record
+    results = json.loads((tmp_path / "new/results.json").read_text())
+    (tmp_path / "new/results.json").write_text(json.dumps({**results, "epsilon_selected_on": "a/b"}))
+    with pytest.raises(ValueError, match="`epsilon_selected_on` in .*results.json names a folder"):
+        RunRecord.load(tmp_path / "new")
+
+
+def test_execute_records_where_each_runs_epsilon_came_from(tmp_path, monkeypatch):
+    import hf_attn_at.experiment
+    from hf_attn_at.cli.reproduce import execute
+
+    records = tmp_path / "records"
+    for name, record in sst_selection({"attention_at": {0.1: 0.7, 1.0: 0.9}}).items():
+        record.save(records / name)
+    trained = []
+
+    def fake_run_experiment(model_args, data_args, training_args, robustness_args=None):
+        method = training_args.adv_method.value
+        epsilon = None if method == "vanilla" else training_args.adv_epsilon
+        fake_result(data_args.task_name, method, epsilon, training_args.seed, 0.5).save(training_args.output_dir)
+        trained.append(run_name(data_args.task_name, method, epsilon, training_args.seed))
+
+    monkeypatch.setattr(hf_attn_at.experiment, "run_experiment", fake_run_experiment)
+    args = ReproduceArguments(grid="paper_v2", tasks=["imdb"], methods=["vanilla", "attention_at"], seeds=[1, 2],
+                              epsilons=[0.1, 1.0], epsilon_from="sst", output_dir=str(tmp_path / "out"),
+                              records_dir=str(records))
+    execute(args, "hf-attn-at reproduce --epsilon_from sst")
+    assert trained == ["imdb/vanilla/seed1", "imdb/attention_at-eps1/seed1", "imdb/vanilla/seed2",
+                       "imdb/attention_at-eps1/seed2"]
+    for name in trained:
+        for root in (tmp_path / "out/runs", records):
+            record = RunRecord.load(root / name)
+            assert record.epsilon_selected_on == (None if "vanilla" in name else "sst")
+            assert record.command == "hf-attn-at reproduce --epsilon_from sst"
+
+
+def scored_result(task, method, epsilon, seed, accuracy, pearson, validation_auc, **changes):
+    record = summary_result(task, method, epsilon, seed, accuracy, pearson)
+    return replace(record, metrics={**record.metrics, "validation": {"validation_auc": validation_auc}}, **changes)
+
+
+def reused_imdb_results():
+    """sst's ε selection (attention_at: 0.1) and imdb runs at that ε, reused, with vanilla next to them."""
+    results = [scored_result("sst", "vanilla", None, s, 0.80, 0.40, 0.8) for s in (1, 2)]
+    results += [scored_result("sst", "attention_at", e, 1, 0.82, 0.45, v) for e, v in ((0.1, 0.9), (1.0, 0.8))]
+    results += [scored_result("imdb", "vanilla", None, s, 0.85, 0.50, 0.8) for s in (1, 2)]
+    results += [scored_result("imdb", "attention_at", 0.1, s, 0.87, 0.60, 0.9, epsilon_selected_on="sst",
+                              training_logs={"adv_perturbation_norm_mean": 1.0 + s}) for s in (1, 2)]
+    return results
+
+
+def test_aggregation_uses_and_marks_the_reused_epsilon():
+    from hf_attn_at.cli.aggregate import check_claims, markdown_tables, reused_epsilons, summarize
+
+    results = reused_imdb_results()
+    assert selected_epsilons(results, [0.1, 1.0]) == {("sst", "attention_at"): 0.1, ("imdb", "attention_at"): 0.1}
+    assert reused_epsilons(results, [0.1, 1.0]) == {("imdb", "attention_at"): (0.1, "sst")}
+    selected, reused = selected_epsilons(results, [0.1, 1.0]), {("imdb", "attention_at"): "sst"}
+    text = "\n".join(markdown_tables(summarize(results), results, selected, reused))
+    sst, imdb = text.split("### imdb")
+    assert "| attention_at | 0.1 ‡ | 0.870 ± 0.000 |" in imdb
+    assert "‡ ε reused from sst (not selected on imdb)" in imdb
+    assert "‡" not in sst and "| attention_at | 0.1 | 0.820 ± 0.000 |" in sst
+    table = "\n".join(selection_tables(results, [0.1, 1.0]))
+    imdb_selection = table.split("### imdb")[1].split("###")[0]
+    assert "| attention_at | ε reused from sst (not selected on imdb) |  | 0.1 | 2 |" in imdb_selection
+    assert "| attention_at | **0.900** | 0.800 | 0.1 | – |" in table.split("### sst")[1]
+    claims = "\n".join(check_claims(summarize(results), selected, reused))
+    assert "imdb ‡: best accuracy by attention_at" in claims and "sst: best accuracy by" in claims
+    assert "‡ imdb: ε reused from sst (not selected on imdb)." in claims
+    # Without reused records nothing is marked.
+    plain = [r for r in results if r.task == "sst"]
+    assert "‡" not in "\n".join(markdown_tables(summarize(plain), plain, selected_epsilons(plain, [0.1, 1.0])))
+
+
+def test_a_complete_own_selection_wins_and_several_reused_epsilons_are_refused():
+    from hf_attn_at.cli.aggregate import reused_epsilons
+
+    results = reused_imdb_results()
+    own = [scored_result("imdb", "attention_at", e, 1, 0.86, 0.55, v) for e, v in ((0.1, 0.6), (1.0, 0.7))]
+    both = [r for r in results if (r.task, r.epsilon, r.seed) != ("imdb", 0.1, 1)] + own
+    assert selected_epsilons(both, [0.1, 1.0])[("imdb", "attention_at")] == 1.0
+    assert reused_epsilons(both, [0.1, 1.0]) == {}
+    clash = [*results, scored_result("imdb", "attention_at", 1.0, 3, 0.8, 0.5, 0.9, epsilon_selected_on="sst")]
+    with pytest.raises(ValueError, match=r"imdb/attention_at has runs at several reused ε \(ε=0.1 from sst, ε=1 from sst\)"):
+        selected_epsilons(clash, [0.1, 1.0])

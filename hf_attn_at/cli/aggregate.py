@@ -148,9 +148,14 @@ def main_epsilon(task: str, method: str, selected: dict[tuple[str, str], float] 
     return DEFAULT_EPSILON if selected is None else selected.get((task, method))
 
 
-def markdown_tables(table: dict, results: list[RunRecord], selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+def markdown_tables(
+    table: dict, results: list[RunRecord], selected: dict[tuple[str, str], float] | None = None,
+    reused: dict[tuple[str, str], str] | None = None,
+) -> list[str]:
     """Per task: a row per (method, ε) with mean ± std over seeds; with `selected` (ε chosen on validation), only
-    vanilla and each method's selected ε (the ε runs are in `selection_tables`)."""
+    vanilla and each method's selected ε (the ε runs are in `selection_tables`). The ε of a `(task, method)` in
+    `reused` (see `reused_epsilons`: ε selected on that other task) is marked ‡, with a footnote."""
+    reused = reused or {}
     lines = []
     for task, rows in table.items():
         if selected is not None:
@@ -166,7 +171,7 @@ def markdown_tables(table: dict, results: list[RunRecord], selected: dict[tuple[
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for key in sorted(rows, key=_method_order):
             row = rows[key]
-            eps = "–" if key[1] is None else f"{key[1]:g}"
+            eps = "–" if key[1] is None else f"{key[1]:g}" + (" ‡" if (task, key[0]) in reused else "")
             f1 = f"{_fmt(*row['f1'])} | " if binary else ""
             extra = f"{_fmt(*row['grad_norm'])} | {_fmt(*row['score_range'])} | " if sensitivity else ""
             method, seeds = (f"{key[0]} †", f"{row['seeds']} ({row['one_class']} †)") if row["one_class"] else (key[0], row["seeds"])
@@ -177,13 +182,20 @@ def markdown_tables(table: dict, results: list[RunRecord], selected: dict[tuple[
         if any(row["one_class"] for row in rows.values()):
             lines += ["", "† (n †): n seeds predict one class for every test example (accuracy = that class's share); "
                           "the agreement of such a collapsed model says nothing about a working one."]
+        sources = sorted({source for (t, _), source in reused.items() if t == task})
+        if sources:
+            lines += ["", f"‡ ε reused from {', '.join(sources)} (not selected on {task}): see the ε-selection table."]
         lines += ["", "Produced by:", "", "```", *commands, "```", ""]
     return lines
 
 
-def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = None) -> list[str]:
+def check_claims(
+    table: dict, selected: dict[tuple[str, str], float] | None = None, reused: dict[tuple[str, str], str] | None = None
+) -> list[str]:
     """The paper's three claims, judged from the numbers (held / not held / mixed / not tested), on each method's
-    main row (`main_epsilon`)."""
+    main row (`main_epsilon`); tasks with an ε in `reused` (see `reused_epsilons`) are marked ‡, with a footnote."""
+    reused = reused or {}
+    marked = {task for task, _ in reused}
     lines = ["## The paper's claims against our numbers", ""]
     # Claim 1: AT/iAT give the best prediction performance.
     verdicts = []
@@ -197,7 +209,7 @@ def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = No
         best = sorted(k[0] for k in default if default[k]["accuracy"][0] == top)
         missing = [m for m in PAPER_METHODS if m not in methods]
         detail = " = ".join(best) + (f" ({', '.join(missing)} not run)" if missing else "")
-        verdicts.append((task, bool({"attention_at", "attention_iat"} & set(best)), detail))
+        verdicts.append((_marked(task, marked), bool({"attention_at", "attention_iat"} & set(best)), detail))
     lines.append(_claim(
         "1. Attention AT/iAT give the best prediction performance",
         verdicts, lambda t, ok, detail: f"{t}: best accuracy by {detail}",
@@ -212,7 +224,7 @@ def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = No
             continue
         ok = all(v["pearson"][0] > vanilla["pearson"][0] for v in ours.values())
         detail = ", ".join(f"{k[0]} {_fmt(*v['pearson'])}" for k, v in sorted(ours.items(), key=lambda kv: _method_order(kv[0])))
-        verdicts.append((task, ok, f"vanilla {_fmt(*vanilla['pearson'])} vs {detail}"))
+        verdicts.append((_marked(task, marked), ok, f"vanilla {_fmt(*vanilla['pearson'])} vs {detail}"))
     lines.append(_claim(
         "2. Attention AT/iAT correlate more with gradient importance than vanilla (Pearson r)",
         verdicts, lambda t, ok, detail: f"{t}: {detail}",
@@ -234,12 +246,41 @@ def check_claims(table: dict, selected: dict[tuple[str, str], float] | None = No
         "3. Attention AT/iAT are less sensitive to ε than word AT",
         verdicts, lambda t, ok, detail: f"{t}: {detail}",
     ))
+    for task in sorted(marked & set(table)):
+        sources = sorted({source for (t, _), source in reused.items() if t == task})
+        lines.append(f"‡ {task}: ε reused from {', '.join(sources)} (not selected on {task}).\n")
     return lines
+
+
+def _marked(task: str, marked: set[str]) -> str:
+    return f"{task} ‡" if task in marked else task
 
 
 def selected_epsilons(results: list[RunRecord], epsilons: Sequence[float]) -> dict[tuple[str, str], float]:
     """`(task, method) -> ε` chosen by `select_epsilon` (on each method's lowest seed) for every method of `results`
-    whose ε runs have all finished."""
+    whose ε runs have all finished, else the ε reused from another task (`reused_epsilons`)."""
+    reused = reused_epsilons(results, epsilons)
+    return {**_own_selection(results, epsilons), **{key: eps for key, (eps, _) in reused.items()}}
+
+
+def reused_epsilons(results: list[RunRecord], epsilons: Sequence[float]) -> dict[tuple[str, str], tuple[float, str]]:
+    """`(task, method) -> (ε, source task)` for every method whose ε selection on its own task is not complete and
+    whose runs were trained at an ε selected on another task (`RunRecord.epsilon_selected_on`, written by
+    `hf-attn-at reproduce --epsilon_from`). A `ValueError` names the method when its runs reused several ε."""
+    own = _own_selection(results, epsilons)
+    found: dict[tuple[str, str], set[tuple[float, str]]] = defaultdict(set)
+    for r in results:
+        if r.epsilon_selected_on is not None and (r.task, r.method) not in own:
+            found[(r.task, r.method)].add((r.epsilon, r.epsilon_selected_on))
+    for (task, method), choices in found.items():
+        if len(choices) > 1:
+            listed = ", ".join(f"ε={eps:g} from {source}" for eps, source in sorted(choices))
+            raise ValueError(f"{task}/{method} has runs at several reused ε ({listed}): delete the runs of the ε "
+                             "you do not want")
+    return {key: next(iter(choices)) for key, choices in sorted(found.items())}
+
+
+def _own_selection(results: list[RunRecord], epsilons: Sequence[float]) -> dict[tuple[str, str], float]:
     finished = {run_name(r.task, r.method, r.epsilon, r.seed): r for r in results}
     selected = {}
     for task, method in sorted({(r.task, r.method) for r in results if r.method != "vanilla"}):
@@ -252,8 +293,10 @@ def selected_epsilons(results: list[RunRecord], epsilons: Sequence[float]) -> di
 
 def selection_tables(results: list[RunRecord], epsilons: Sequence[float]) -> list[str]:
     """Per task, the validation metric of every method at every ε (lowest seed), the selected ε in bold, and the
-    measured mean perturbation norm ‖r‖ of the training logs at that ε."""
+    measured mean perturbation norm ‖r‖ of the training logs at that ε. A method whose ε was reused from another
+    task (`reused_epsilons`) gets a line saying so instead of validation metrics."""
     finished = {run_name(r.task, r.method, r.epsilon, r.seed): r for r in results}
+    reused = reused_epsilons(results, epsilons)
     lines = ["## ε selection (validation split, first seed)", ""]
     for task in sorted({r.task for r in results}):
         methods = sorted({r.method for r in results if r.task == task and r.method != "vanilla"},
@@ -265,10 +308,15 @@ def selection_tables(results: list[RunRecord], epsilons: Sequence[float]) -> lis
         lines += ["| method | " + " | ".join(f"ε={e:g}" for e in epsilons) + " | selected ε | measured ‖r‖ |",
                   "|" + "---|" * (len(epsilons) + 3)]
         for method in methods:
-            seed = min(r.seed for r in results if (r.task, r.method) == (task, method))
-            chosen, scores = select_epsilon(finished, task, method, epsilons, seed)
-            cells = [("**{:.3f}**" if e == chosen else "{:.3f}").format(scores[e]) if e in scores else "–"
-                     for e in epsilons]
+            if (task, method) in reused:
+                chosen, source = reused[(task, method)]
+                seed = min(r.seed for r in results if (r.task, r.method, r.epsilon) == (task, method, chosen))
+                cells = [f"ε reused from {source} (not selected on {task})"] + [""] * (len(epsilons) - 1)
+            else:
+                seed = min(r.seed for r in results if (r.task, r.method) == (task, method))
+                chosen, scores = select_epsilon(finished, task, method, epsilons, seed)
+                cells = [("**{:.3f}**" if e == chosen else "{:.3f}").format(scores[e]) if e in scores else "–"
+                         for e in epsilons]
             norm = None
             if chosen is not None:
                 norm = (finished[run_name(task, method, chosen, seed)].training_logs or {}).get(

@@ -22,6 +22,10 @@ After training, each run's robustness is evaluated on a seeded sample of its tes
 `--robustness_only` trains nothing and fills it for finished runs whose folders still hold weights. RESULTS.md then
 gets a robustness table and figure per task.
 
+In a grid that selects ε (`paper_v2`), `--epsilon_from TASK` skips the ε selection of the other tasks (for tasks too
+costly to sweep, e.g. `--tasks imdb --epsilon_from sst`): every method trains all seeds at the ε selected on TASK's
+finished runs, each record says so (`epsilon_selected_on`), and RESULTS.md marks that ε as reused.
+
 Task labels name folders and files: they are letters, digits, `.`, `_` and `-` (see `safe_path_component`). Before
 anything is written, every `results.json` aggregated must hold a valid `task`, `method`, `epsilon` and `seed` that
 give its own folder's name, and no figure, report, card or record is written outside its folder.
@@ -70,6 +74,7 @@ from .aggregate import (
     markdown_tables,
     print_summary,
     recorded_results,
+    reused_epsilons,
     robustness_tables,
     run_name,
     select_epsilon,
@@ -126,6 +131,12 @@ class ReproduceArguments:
     seeds: list[int] | None = field(default=None, metadata={"help": "Seeds (override the grid)."})
     epsilons: list[float] | None = field(
         default=None, metadata={"help": "ε values: each non-vanilla method runs at each (an ε sweep)."}
+    )
+    epsilon_from: str | None = field(
+        default=None,
+        metadata={"help": "A grid that selects ε (paper_v2): train every method of --tasks at the ε selected for this "
+                          "task (from its finished runs in --output_dir/--records_dir), all seeds, no ε sweep; "
+                          "RESULTS.md marks that ε as reused (e.g. --tasks imdb --epsilon_from sst)."},
     )
     data_source: str = field(default="hub", metadata={"help": "'hub' or 'local'.", "choices": list(SOURCES)})
     data_dir: str | None = field(default=None, metadata={"help": "Local data folder (e.g. ../shared/data)."})
@@ -185,6 +196,12 @@ class ReproduceArguments:
         bad_eps = [e for e in self.epsilons or [] if not e > 0]
         if bad_eps:
             raise ValueError(f"--epsilons must all be > 0, got {bad_eps}")
+        if self.epsilon_from is not None:
+            safe_path_component(self.epsilon_from, "--epsilon_from")
+            if not GRIDS[self.grid].get("select_epsilon"):
+                selecting = ", ".join(name for name, grid in GRIDS.items() if grid.get("select_epsilon"))
+                raise ValueError(f"--epsilon_from {self.epsilon_from} reuses a selected ε, but grid {self.grid!r} "
+                                 f"does not select ε; use a grid that does ({selecting})")
         if self.data_source == "local" and self.data_dir is None:
             raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")
         if self.word_vectors is not None:
@@ -203,13 +220,15 @@ class ReproduceRobustnessArguments(RobustnessArguments):
 
 @dataclass(frozen=True)
 class Run:
-    """One run of the grid; `label` names its folder and table (`task_label`: ``babi1-1k`` for bAbI 1 (1k))."""
+    """One run of the grid; `label` names its folder and table (`task_label`: ``babi1-1k`` for bAbI 1 (1k));
+    `epsilon_from`: the task whose selected ε it trains at (`--epsilon_from`), `None` when ε is its own."""
 
     task: str
     method: str
     epsilon: float | None
     seed: int
     label: str
+    epsilon_from: str | None = None
 
     @property
     def name(self) -> str:
@@ -223,7 +242,8 @@ def plan_runs(
 
     With custom data the grid has one task, the user's data. A grid with `select_epsilon` (`paper_v2`) runs every ε
     with the first seed only, and the other seeds at the ε that `select_epsilon` picks from the `finished` runs
-    (their records by run name); until a method's ε runs have all finished, its other seeds are not planned.
+    (their records by run name); until a method's ε runs have all finished, its other seeds are not planned. With
+    `--epsilon_from TASK`, every seed of every method runs at the ε selected on TASK (`epsilons_from`).
     """
     grid = GRIDS[args.grid]
     is_custom = custom is not None and custom.is_custom
@@ -231,23 +251,56 @@ def plan_runs(
     methods = args.methods or grid["methods"]
     seeds = args.seeds or grid["seeds"]
     epsilons = args.epsilons or grid.get("epsilons") or [DEFAULT_EPSILON]
+    labels = [custom.custom_label] if is_custom else [task_label(task, args.babi_size) for task in tasks]
+    reused = None
+    if args.epsilon_from is not None:
+        if args.epsilon_from in labels:
+            raise ValueError(f"--epsilon_from {args.epsilon_from} is among the tasks {labels}: its ε is selected on it; "
+                             "run it without --epsilon_from, then the other tasks with it")
+        reused = epsilons_from(args.epsilon_from, methods, epsilons, finished or {})
     runs = []
-    for task in tasks:
-        label = task if is_custom else task_label(task, args.babi_size)
+    for task, label in zip(tasks, labels, strict=True):
         selected = {
             method: select_epsilon(finished or {}, label, method, epsilons, seeds[0])[0]
-            for method in methods if method != "vanilla" and grid.get("select_epsilon")
+            for method in methods if method != "vanilla" and grid.get("select_epsilon") and reused is None
         }
         for seed in seeds:
             for method in methods:
                 if method == "vanilla":
                     chosen = [None]
+                elif reused is not None:
+                    chosen = [reused[method]]
                 elif not grid.get("select_epsilon") or seed == seeds[0]:
                     chosen = epsilons
                 else:
                     chosen = [] if selected[method] is None else [selected[method]]
-                runs += [Run(task, method, eps, seed, label) for eps in chosen]
+                source = None if reused is None or method == "vanilla" else args.epsilon_from
+                runs += [Run(task, method, eps, seed, label, source) for eps in chosen]
     return runs
+
+
+def epsilons_from(
+    source: str, methods: Sequence[str], epsilons: Sequence[float], finished: dict[str, RunRecord]
+) -> dict[str, float]:
+    """Method -> the ε `select_epsilon` picks on the task `source` (its lowest seed there), for every method of
+    `methods` but vanilla; a `ValueError` names the first method whose ε runs on `source` have not all finished.
+
+    Args:
+        finished (`dict[str, RunRecord]`): the records of the finished runs by run name (see `run_name`).
+    """
+    chosen = {}
+    for method in methods:
+        if method == "vanilla":
+            continue
+        seeds = [r.seed for r in finished.values() if (r.task, r.method) == (source, method)]
+        epsilon, scores = select_epsilon(finished, source, method, epsilons, min(seeds)) if seeds else (None, {})
+        if epsilon is None:
+            missing = ", ".join(f"{e:g}" for e in epsilons if e not in scores)
+            raise ValueError(f"--epsilon_from {source}: the ε selection of {method} on {source} is not complete (no "
+                             f"finished run at ε = {missing} in --output_dir/--records_dir); finish it first, or "
+                             f"leave {method} out of --methods")
+        chosen[method] = epsilon
+    return chosen
 
 
 def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: CustomDataArguments | None = None):
@@ -356,6 +409,7 @@ def execute(
             if (run_dir / RESULTS_FILE).is_file():  # written by the main process only
                 record = RunRecord.load(run_dir)
                 record.command = command
+                record.epsilon_selected_on = run.epsilon_from
                 record.save(run_dir)
                 if args.records_dir:
                     record_run(run_dir, inside(Path(args.records_dir), run.name))
@@ -446,6 +500,7 @@ def write_results(
     grid = GRIDS[args.grid]
     epsilons = args.epsilons or grid.get("epsilons") or [DEFAULT_EPSILON]
     selected = selected_epsilons(results, epsilons) if grid.get("select_epsilon") else None
+    reused = {key: source for key, (_, source) in reused_epsilons(results, epsilons).items()} if selected is not None else None
     results_file = Path(args.results_file or Path(args.output_dir) / "RESULTS.md")
     figures = write_figures(table, run_dirs, results_file.parent / "figures", selected)
     for task, paths in write_robustness_figures(results, results_file.parent / "figures", selected).items():
@@ -463,7 +518,7 @@ def write_results(
         "(Pearson r, Kendall τ; mean ± std over seeds of the per-run mean over test examples).", "",
         "## Tables", "",
     ]
-    lines += markdown_tables(table, results, selected)
+    lines += markdown_tables(table, results, selected, reused)
     if selected is not None:
         lines += selection_tables(results, epsilons)
     lines += robustness_tables(results, selected)
@@ -479,7 +534,7 @@ def write_results(
         other_epsilons = other_grid.get("epsilons") or [DEFAULT_EPSILON]
         other_selected = selected_epsilons(other, other_epsilons) if other_grid.get("select_epsilon") else None
         lines += ablation_table(results, selected, other, args.ablation_records_dir, other_selected)
-    lines += check_claims(table, selected)
+    lines += check_claims(table, selected, reused)
     if args.notes_file:
         lines += [f"## Discussion (from `{args.notes_file}`)", "", Path(args.notes_file).read_text(encoding="utf-8"), ""]
     lines += ["## Figures", ""]
