@@ -106,7 +106,7 @@ def gloo_verb(tmp_path, monkeypatch):
         return 0
 
     monkeypatch.setitem(sys.modules, "gloo_verb", types.SimpleNamespace(main=main))
-    monkeypatch.setitem(cli.COMMANDS, "train", ("gloo_verb", False, "test verb"))
+    monkeypatch.setitem(cli.COMMANDS, "train", ("gloo_verb", "test verb"))
     yield
     if torch.distributed.is_initialized():  # a failed test must not leave the group to the other tests
         torch.distributed.destroy_process_group()
