@@ -498,7 +498,8 @@ def robustness_tables(results: list[RunRecord], selected: dict[tuple[str, str], 
              "predictions changed at ε; min flip ε: the median over examples of the smallest flipping radius "
              "(bisection); permutation: the median over examples of the median total variation of the output under "
              "random permutations of the attention; adversarial attention: the median Jensen–Shannon divergence of "
-             "attention that changes the output by at most δ (Jain & Wallace 2019). Mean ± std over seeds.", ""]
+             "attention that changes the output by at most δ (Jain & Wallace 2019). Mean ± std over seeds; n/a, or "
+             "(k of n seeds), where fewer than half of a run's examples flip within the largest radius.", ""]
     for task in sorted(groups):
         rows = groups[task]
         fixed = _fixed_epsilons(rows)
@@ -511,7 +512,10 @@ def robustness_tables(results: list[RunRecord], selected: dict[tuple[str, str], 
             attacks = [report.get("attention") for report in reports]
 
             def cell(values: list[float | None]) -> str:
-                return _fmt(*_mean_std(values))
+                """Mean ± std over the seeds that have the value, `(k of n)` when only some have it."""
+                known = sum(v is not None and math.isfinite(v) for v in values)
+                text = _fmt(*_mean_std(values))
+                return text if known in (0, len(values)) else f"{text} ({known} of {len(values)} seeds)"
 
             cells = [cell([r["clean_accuracy"] for r in reports]),
                      cell([_at(a, "accuracy", eps) for a in attacks]),
