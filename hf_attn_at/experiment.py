@@ -143,7 +143,7 @@ def code_version() -> str:
     Read once per process (at its first run, see `run_experiment`): the code a process runs is the code it
     imported, even when the checkout moves on while it trains (a long `reproduce` grid).
     """
-    from . import __version__
+    from ._version import __version__
 
     version = f"hf_attn_at {__version__}"
     package = Path(__file__).resolve().parent

@@ -41,7 +41,7 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedModel, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from . import __version__
+from ._version import __version__
 from .methods import METHODS as METHOD_SPECS
 from .models.bilstm_attention import add_auto_model
 from .runs import METRICS_FILE, RESULTS_FILE, TRAINING_ARGS_FILE, RunRecord, has_weights, load_run_model

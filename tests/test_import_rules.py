@@ -33,6 +33,23 @@ def imports_of(path: Path, root: Path) -> tuple[str, list[str]]:
     return module, names
 
 
+def root_imports(path: Path, root: Path) -> list[str]:
+    """What the module at `path` takes from the package's `__init__` itself: `import hf_attn_at`, and the names of
+    `from hf_attn_at import X` / `from . import X` (at the top level) that are not modules of the package."""
+    module, _ = imports_of(path, root)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if alias.name == root.name]
+        elif isinstance(node, ast.ImportFrom):
+            depth = len(package.split(".")) - node.level + 1 if node.level else 0
+            if (node.level and depth == 1 and not node.module) or (not node.level and node.module == root.name):
+                found += [f"{root.name}.{alias.name}" for alias in node.names
+                          if not ((root / alias.name).is_dir() or (root / f"{alias.name}.py").is_file())]
+    return found
+
+
 def _within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
@@ -69,6 +86,9 @@ def violations(root: Path) -> list[str]:
                 rule = "nothing imports cli"
             if rule is not None:
                 found.append(f"{module} imports {name} ({rule})")
+        if module != top:
+            found += [f"{module} imports {name} (nothing imports the package's __init__)"
+                      for name in root_imports(path, root)]
     return sorted(set(found))
 
 
@@ -91,6 +111,9 @@ def test_the_package_follows_the_import_rules():
         ("data/loading.py", "from hf_attn_at import arguments", "data does not import arguments"),
         ("experiment.py", "from .cli.train import main", "nothing imports cli"),
         ("interpret/report.py", "from .. import cli", "nothing imports cli"),
+        ("model_card.py", "from . import __version__", "nothing imports the package's __init__"),
+        ("interpret/report.py", "from hf_attn_at import AdversarialTrainer", "nothing imports the package's __init__"),
+        ("interpret/inputs.py", "import hf_attn_at", "nothing imports the package's __init__"),
     ],
 )
 def test_each_rule_catches_a_violation(tmp_path, file, source, rule):
@@ -102,6 +125,7 @@ def test_each_rule_catches_a_violation(tmp_path, file, source, rule):
         "integrations/transformer_attention.py": "from ..methods import METHODS\nfrom ..training_args import X",
         "data/__main__.py": "from ..arguments import CustomDataArguments\nfrom ..cli import main",
         "cli/main.py": "from .train import main\nfrom ..arguments import DataArguments",
+        "arguments.py": "from dataclasses import dataclass",
     }
     for name, text in {**allowed, file: source}.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)

@@ -171,9 +171,8 @@ def load_models_and_data(
 
     Returns `({label: (model, tokenizer, dataset)}, {label: model_info}, rows in the split, sampled rows or None)`.
     """
-    import hf_attn_at  # noqa: F401  (registers the models with the Auto classes)
-
     from ..data.custom import FORMATS
+    from ..models import bilstm_attention  # noqa: F401  (registers the BiLSTM-attention models with the Auto classes)
 
     raw = tokenized = None
     if data.prepared_dir is not None:
