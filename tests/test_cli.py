@@ -31,7 +31,7 @@ VERB_FLAGS = {
     "train": [*DATA_FLAGS, "--train_file", "--validation_file", "--max_train_samples", "--log_level"],
     "explain": [*DATA_FLAGS, "--prepared_dir", "--split", "--seed", "--model_name_or_path", "--log_level"],
     "robustness": [*DATA_FLAGS, "--prepared_dir", "--split", "--seed", "--model_name_or_path", "--log_level"],
-    "reproduce": ["--data_source", "--data_dir", "--train_file", "--text_column", "--label_column"],
+    "reproduce": ["--data_source", "--data_dir", "--train_file", "--text_column", "--label_column", "--log_level"],
     "push": ["--run_dir", "--repo_id", "--task_label", "--log_level"],
 }
 

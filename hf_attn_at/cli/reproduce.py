@@ -85,6 +85,7 @@ from .aggregate import (
     write_model_cards,
     write_robustness_figures,
 )
+from .common import LoggingArguments
 from .comparisons import claim_verdicts, difference_tables, differences
 
 logger = logging.getLogger(__name__)
@@ -550,9 +551,9 @@ def write_results(
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ReproduceArguments, CustomDataArguments, ReproduceRobustnessArguments),
-                              prog="hf-attn-at reproduce", description=__doc__)
-    args, custom, robustness_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((ReproduceArguments, CustomDataArguments, ReproduceRobustnessArguments,
+                               LoggingArguments), prog="hf-attn-at reproduce", description=__doc__)
+    args, custom, robustness_args, _ = parser.parse_args_into_dataclasses(args=argv)
     if args.robustness_only and args.aggregate_only:
         raise ValueError("give either --robustness_only or --aggregate_only: both skip training")
     if args.robustness_only and not robustness_args.eval_robustness:
