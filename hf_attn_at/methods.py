@@ -153,7 +153,10 @@ METHODS: dict[str, MethodSpec] = {
         "interpretable adversarial training on word embeddings (Word iAT, Sato et al. 2018)",
         "Adversarial perturbation of each word embedding restricted to the directions towards its K nearest "
         "vocabulary embeddings, weighted by α = ε g / ‖g‖₂; the loss is L(w) + λ · L(w + r).",
-        ("adv_epsilon", "adv_lambda", "adv_num_neighbors", "adv_iat_normalize", *_MULTI_STEP),
+        (
+            "adv_epsilon", "adv_lambda", "adv_num_neighbors", "adv_neighbor_refresh_steps", "adv_iat_normalize",
+            *_MULTI_STEP,
+        ),
         gradient=True,
     ),
     "attention_vat": MethodSpec(

@@ -24,6 +24,7 @@ __all__ = [
     "DIRECTIONS",
     "Direction",
     "DirectionInputs",
+    "NeighborCache",
     "Perturbation",
     "attention_iat_perturbation",
     "attention_iat_random_perturbation",
@@ -329,6 +330,83 @@ def token_neighbors(
     """
     unique_ids, inverse = torch.unique(input_ids, return_inverse=True)
     return nearest_neighbors(unique_ids, embedding_matrix, num_neighbors, exclude_ids)[inverse]
+
+
+class NeighborCache:
+    """Word iAT's neighbour lists kept across optimizer steps: an amortised [`token_neighbors`].
+
+    A token's K nearest neighbours are searched ([`nearest_neighbors`]) at its first look-up and again at the first
+    look-up once its list is `refresh_steps` optimizer steps old; in between the stored ids are reused. Only the ids
+    are reused: the directions w_k − w_t are always taken from the current embeddings. Guarantee: if no embedding
+    row has moved by more than δ since a list was searched, its i-th neighbour is at most 4δ farther from the token
+    than the exact i-th nearest neighbour (each distance changes by at most 2δ).
+
+    Args:
+        num_neighbors (`int`): K.
+        exclude_ids (`Iterable[int]`, *optional*): ids never returned as neighbours (special tokens).
+        refresh_steps (`int`, *optional*, defaults to `1`): N >= 1, the age in optimizer steps at which a list is
+            searched again (1: every list is searched again at each new step).
+
+    Attributes `num_looked_up` and `num_searched` count the unique ids of each look-up and those searched.
+    """
+
+    def __init__(self, num_neighbors: int, exclude_ids: Iterable[int] = (), refresh_steps: int = 1):
+        if isinstance(refresh_steps, bool) or not isinstance(refresh_steps, int) or refresh_steps < 1:
+            raise ValueError(f"`refresh_steps` must be an integer >= 1, got {refresh_steps!r}")
+        self.num_neighbors = num_neighbors
+        self.exclude_ids = tuple(sorted({int(i) for i in exclude_ids}))
+        self.refresh_steps = refresh_steps
+        self.neighbors: torch.Tensor | None = None  # (vocab_size, K), valid where searched_at >= 0
+        self.searched_at: torch.Tensor | None = None  # (vocab_size,), the step of the last search, -1 for never
+        self.num_looked_up = 0
+        self.num_searched = 0
+
+    def lookup(self, input_ids: torch.Tensor, embedding_matrix: torch.Tensor, step: int) -> torch.LongTensor:
+        """The neighbours of every token of a batch at optimizer step `step`, searching the missing and stale lists.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`): the tokens' ids.
+            embedding_matrix (`torch.Tensor` of shape `(vocab_size, embedding_size)`): the current embeddings.
+            step (`int`): the optimizer step (a list searched at step s is reused while `step − s < refresh_steps`;
+                a step before s, as after loading an older state, searches again).
+
+        Returns a `torch.LongTensor` of shape `(batch_size, sequence_length, num_neighbors)`, nearest first as of the
+        list's search.
+        """
+        vocab_size, device = embedding_matrix.shape[0], embedding_matrix.device
+        if self.neighbors is None or self.neighbors.shape[0] != vocab_size or self.neighbors.device != device:
+            self.neighbors = torch.zeros(vocab_size, self.num_neighbors, dtype=torch.long, device=device)
+            self.searched_at = torch.full((vocab_size,), -1, dtype=torch.long, device=device)
+        unique_ids = torch.unique(input_ids)
+        last = self.searched_at[unique_ids]
+        stale = (last < 0) | (step - last >= self.refresh_steps) | (last > step)
+        ids = unique_ids[stale]
+        if ids.numel():
+            self.neighbors[ids] = nearest_neighbors(ids, embedding_matrix, self.num_neighbors, self.exclude_ids)
+            self.searched_at[ids] = step
+        self.num_looked_up += unique_ids.numel()
+        self.num_searched += ids.numel()
+        return self.neighbors[input_ids]
+
+    def state_dict(self) -> dict[str, object]:
+        """The stored lists and their search steps, with the settings they were searched for."""
+        return {
+            "num_neighbors": self.num_neighbors,
+            "exclude_ids": list(self.exclude_ids),
+            "neighbors": self.neighbors,
+            "searched_at": self.searched_at,
+        }
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore [`state_dict`]'s lists. Raises `ValueError` when they were searched for another K or other
+        excluded ids."""
+        saved = (state["num_neighbors"], tuple(state["exclude_ids"]))
+        if saved != (self.num_neighbors, self.exclude_ids):
+            raise ValueError(
+                f"the saved neighbour lists are for num_neighbors={saved[0]} and exclude_ids={list(saved[1])}, "
+                f"not num_neighbors={self.num_neighbors} and exclude_ids={list(self.exclude_ids)}"
+            )
+        self.neighbors, self.searched_at = state["neighbors"], state["searched_at"]
 
 
 def scale_by_score_std(perturbation: Perturbation, scores: torch.Tensor, mask: torch.Tensor) -> Perturbation:

@@ -45,6 +45,7 @@ from .perturbations import (
     DIRECTIONS,
     Direction,
     DirectionInputs,
+    NeighborCache,
     Perturbation,
     kl_divergence,
     projected_gradient_ascent,
@@ -136,6 +137,8 @@ class AdversarialTrainer(Trainer):
         self._num_skipped_steps = 0
         self._num_consecutive_skipped = 0
         self._last_step_skipped = False
+        # Word iAT with adv_neighbor_refresh_steps > 1: the neighbour lists, made at the first word step.
+        self._neighbor_cache: NeighborCache | None = None
 
     @staticmethod
     def get_optimizer_cls_and_kwargs(args: AdversarialTrainingArguments, model: nn.Module | None = None) -> tuple[Any, Any]:
@@ -319,10 +322,13 @@ class AdversarialTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             self.args.save_total_limit = save_total_limit
-        if not self.args.should_save:
-            return
         run_dir = self._get_output_dir(trial=trial)
         checkpoint = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self._neighbor_cache is not None:  # every process keeps its own lists
+            os.makedirs(checkpoint, exist_ok=True)
+            torch.save(self._neighbor_cache.state_dict(), os.path.join(checkpoint, self._neighbor_cache_file()))
+        if not self.args.should_save:
+            return
         if self.run_settings is not None:
             write_settings(checkpoint, self.run_settings)
         mark_checkpoint_complete(checkpoint, self.state.global_step)
@@ -330,6 +336,24 @@ class AdversarialTrainer(Trainer):
             output_dir=run_dir, save_total_limit=save_total_limit,
             best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True,
         )
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        """`Trainer._load_from_checkpoint`, then word iAT's neighbour lists when the checkpoint has them (a
+        checkpoint without them, or from another method, starts with none: every list is searched at first use)."""
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, self._neighbor_cache_file())
+        args = self.args
+        if args.adv_neighbor_refresh_steps == 1 or not os.path.isfile(path):
+            return
+        self._neighbor_cache = NeighborCache(
+            args.adv_num_neighbors, self._special_token_ids(self.accelerator.unwrap_model(self.model)),
+            args.adv_neighbor_refresh_steps,
+        )
+        self._neighbor_cache.load_state_dict(torch.load(path, map_location=args.device, weights_only=True))
+
+    def _neighbor_cache_file(self) -> str:
+        """This process's neighbour-list file in a checkpoint (one per process, as Trainer's RNG states)."""
+        return "neighbor_cache.pt" if self.args.world_size <= 1 else f"neighbor_cache_{self.args.process_index}.pt"
 
     def _check_model(self, model: nn.Module) -> None:
         """Raise unless `model` is a BiLSTM-attention model or a supported Transformers encoder for this method."""
@@ -441,9 +465,9 @@ class AdversarialTrainer(Trainer):
             embeds, mask, args.adv_iat_normalize, input_ids, embedding.weight, args.adv_num_neighbors,
             tuple(self._special_token_ids(unwrapped)),
         )
-        if args.adv_num_steps > 1 and "adv_num_neighbors" in args.adv_method.spec.settings:
-            # Word iAT: the neighbours stay those of the clean tokens; searched once for all the ascent's directions.
-            neighbor_ids = token_neighbors(input_ids, embedding.weight, args.adv_num_neighbors, direction_inputs.exclude_ids)
+        if "adv_num_neighbors" in args.adv_method.spec.settings:
+            # Word iAT: the neighbours of the clean tokens, for all the ascent's directions.
+            neighbor_ids = self._token_neighbors(input_ids, embedding.weight, direction_inputs.exclude_ids)
             direction_inputs = direction_inputs._replace(neighbor_ids=neighbor_ids)
         direction = DIRECTIONS[args.adv_method.value]
         perturbation = direction(direction_inputs, grad, args.adv_epsilon)
@@ -459,6 +483,18 @@ class AdversarialTrainer(Trainer):
             perturbation = self._multi_step(direction, direction_inputs, loss_gradient, perturbation)
         adv_outputs = unwrapped(inputs_embeds=embeds, embedding_perturbation=perturbation.delta, **other_inputs)
         return outputs, adv_outputs, perturbation
+
+    def _token_neighbors(
+        self, input_ids: torch.Tensor, embedding_matrix: torch.Tensor, exclude_ids: tuple[int, ...]
+    ) -> torch.LongTensor:
+        """Word iAT's `(batch_size, sequence_length, K)` neighbour ids: searched now (`adv_neighbor_refresh_steps=1`)
+        or from the [`~perturbations.NeighborCache`] at the current optimizer step."""
+        args = self.args
+        if args.adv_neighbor_refresh_steps == 1:
+            return token_neighbors(input_ids, embedding_matrix, args.adv_num_neighbors, exclude_ids)
+        if self._neighbor_cache is None:
+            self._neighbor_cache = NeighborCache(args.adv_num_neighbors, exclude_ids, args.adv_neighbor_refresh_steps)
+        return self._neighbor_cache.lookup(input_ids, embedding_matrix, self.state.global_step)
 
     def _scale_scores(self, perturbation: Perturbation, scores: torch.Tensor, mask: torch.Tensor) -> Perturbation:
         """`perturbation` sized by `adv_epsilon_scale`: unchanged (`absolute`) or `scale_by_score_std`."""

@@ -45,6 +45,11 @@ class AdversarialTrainingArguments(TrainingArguments):
             Weight λ of the adversarial loss (finite, >= 0).
         adv_num_neighbors (`int`, *optional*, defaults to `10`):
             Word iAT: the number K of nearest vocabulary embeddings that give each token's directions.
+        adv_neighbor_refresh_steps (`int`, *optional*, defaults to `1`):
+            Word iAT: reuse a token's neighbour list for this many optimizer steps after it was searched
+            ([`~perturbations.NeighborCache`]; the directions always use the current embeddings). `1` searches
+            every step (exact); larger values trade exactness for speed (see docs/BENCHMARKS.md). The lists are
+            saved in each checkpoint, so a resumed run continues as the uninterrupted one would.
         adv_iat_normalize (`bool`, *optional*, defaults to `False`):
             iAT/iVAT: rescale each example's perturbation to norm ε (by default ‖r‖ ≠ ε, as in Sato et al.).
         adv_vat_xi (`float`, *optional*, defaults to `0.1`):
@@ -103,6 +108,11 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_lambda: float = field(default=1.0, metadata={"help": "Weight lambda of the adversarial loss (finite, >= 0)."})
     adv_num_neighbors: int = field(
         default=10, metadata={"help": "Word iAT: nearest vocabulary embeddings per token (K >= 1)."}
+    )
+    adv_neighbor_refresh_steps: int = field(
+        default=1,
+        metadata={"help": "Word iAT: reuse a token's nearest-neighbour list for this many optimizer steps after it "
+                  "was searched (>= 1; 1 searches every step, exact)."},
     )
     adv_iat_normalize: bool = field(
         default=False, metadata={"help": "iAT/iVAT: rescale each example's perturbation to norm epsilon."}
@@ -185,6 +195,14 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(f"`adv_lambda` must be a finite float >= 0, got {self.adv_lambda!r}")
         if isinstance(self.adv_num_neighbors, bool) or not isinstance(self.adv_num_neighbors, int) or self.adv_num_neighbors < 1:
             raise ValueError(f"`adv_num_neighbors` must be an integer >= 1, got {self.adv_num_neighbors!r}")
+        refresh = self.adv_neighbor_refresh_steps
+        if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 1:
+            raise ValueError(f"`adv_neighbor_refresh_steps` must be an integer >= 1, got {refresh!r}")
+        if refresh > 1 and "adv_neighbor_refresh_steps" not in self.adv_method.spec.settings:
+            raise ValueError(
+                f"`adv_neighbor_refresh_steps={refresh}` reuses word iAT's neighbour lists: it applies to word_iat, "
+                f"not {self.adv_method.value!r}"
+            )
         if not (isinstance(self.adv_vat_xi, (int, float)) and 0 < self.adv_vat_xi < float("inf")):
             raise ValueError(f"`adv_vat_xi` must be a finite float > 0, got {self.adv_vat_xi!r}")
         iterations = self.adv_vat_num_iterations
