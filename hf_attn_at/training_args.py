@@ -198,6 +198,12 @@ class AdversarialTrainingArguments(TrainingArguments):
         refresh = self.adv_neighbor_refresh_steps
         if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 1:
             raise ValueError(f"`adv_neighbor_refresh_steps` must be an integer >= 1, got {refresh!r}")
+        if self.adv_iat_normalize and "adv_iat_normalize" not in self.adv_method.spec.settings:
+            normalized = [name for name, spec in METHODS.items() if "adv_iat_normalize" in spec.settings]
+            raise ValueError(
+                f"`adv_iat_normalize=True` rescales interpretable perturbations: it applies to "
+                f"{', '.join(normalized[:-1])} and {normalized[-1]}, not {self.adv_method.value!r}"
+            )
         if refresh > 1 and "adv_neighbor_refresh_steps" not in self.adv_method.spec.settings:
             raise ValueError(
                 f"`adv_neighbor_refresh_steps={refresh}` reuses word iAT's neighbour lists: it applies to word_iat, "

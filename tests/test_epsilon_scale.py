@@ -44,7 +44,8 @@ def test_scale_keeps_dtype_and_counts():
 def test_trainer_logs_the_relative_norm(tmp_path, method):
     model = tiny_model()
     batch = collate(make_examples(8))
-    trainer = make_trainer(tmp_path, method, model, adv_epsilon_scale="score_std", adv_iat_normalize=True)
+    normalize = {"adv_iat_normalize": True} if method == "attention_iat" else {}
+    trainer = make_trainer(tmp_path, method, model, adv_epsilon_scale="score_std", **normalize)
     trainer.current_gradient_accumulation_steps = 1
     model.train()
     trainer.training_step(model, batch)

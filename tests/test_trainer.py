@@ -108,6 +108,12 @@ def make_trainer(tmp_path, method, model, train=None, collator=collate, **overri
         ({"adam_epsilon": -1.0}, "`adam_epsilon` must be >= 0"),
         ({"max_consecutive_nonfinite_steps": 0}, "max_consecutive_nonfinite_steps"),
         ({"paper_optimizer": True, "optim": "sgd"}, "`paper_optimizer` builds Adam.*drop optim='sgd'"),
+        (
+            {"adv_method": "word_at", "adv_epsilon": 1.0, "adv_iat_normalize": True},
+            "`adv_iat_normalize=True` rescales interpretable perturbations: it applies to attention_iat, word_iat "
+            "and attention_ivat, not 'word_at'",
+        ),
+        ({"adv_iat_normalize": True}, "`adv_iat_normalize=True` .* not 'vanilla'"),
     ],
 )
 def test_arguments_are_validated(tmp_path, kwargs, message):
