@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import (
+    AutoTokenizer,
     DataCollatorWithPadding,
     TrainerCallback,
     TrainerState,
@@ -91,17 +92,32 @@ class RunClock(TrainerCallback, ExportableState):
         return cls(**saved["args"]) if isinstance(saved, dict) else cls()
 
 
+def saved_tokenizer(model_args: ModelArguments):
+    """The tokenizer saved with `model_args.model_name_or_path` (a continued model must keep the vocabulary its
+    embeddings were trained with), or `None` for a new model. One-line error when it cannot be loaded."""
+    if model_args.model_name_or_path is None:
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(model_args.model_name_or_path)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"--model_name_or_path {model_args.model_name_or_path}: cannot load its tokenizer (tokenizer.json, "
+            f"tokenizer_config.json), which a continued model needs: {' '.join(str(err).split())}"
+        ) from err
+
+
 def build_model(model_args: ModelArguments, data: LoadedData) -> BiLSTMAttentionForSequenceClassification:
     """A new model sized for the loaded data (label names, single or pair input, candidate masks), or a saved one
-    (`model_args.model_name_or_path`).
+    (`model_args.model_name_or_path`: the answer-selection class when its config uses candidate masks; its labels
+    and input type must match the data's).
 
     With `model_args.word_vectors` the new model's embeddings start from those vectors, and `config.word_vectors`
     records their name and coverage of the vocabulary.
     """
-    if model_args.model_name_or_path is not None:
-        return BiLSTMAttentionForSequenceClassification.from_pretrained(model_args.model_name_or_path)
     tokenizer, label_names = data.tokenizer, data.label_names
     use_candidate_mask = "candidate_mask" in data.dataset["train"].column_names
+    if model_args.model_name_or_path is not None:
+        return _saved_model(model_args.model_name_or_path, data, use_candidate_mask)
     config = BiLSTMAttentionConfig(
         vocab_size=len(tokenizer),
         embedding_size=model_args.embedding_size,
@@ -122,6 +138,31 @@ def build_model(model_args: ModelArguments, data: LoadedData) -> BiLSTMAttention
     if model_args.word_vectors:
         model.config.word_vectors = load_word_vectors(model, tokenizer, model_args.word_vectors)
     return model
+
+
+def _saved_model(
+    path: str, data: LoadedData, use_candidate_mask: bool
+) -> BiLSTMAttentionForSequenceClassification:
+    """The model saved in `path`, checked against the data it continues on (one line per mismatch)."""
+    config = BiLSTMAttentionConfig.from_pretrained(path)
+    saved = {
+        "labels": [config.id2label[i] for i in range(config.num_labels)],
+        "input type": config.input_type,
+        "candidate masks": bool(config.use_candidate_mask),
+    }
+    wanted = {
+        "labels": list(data.label_names),
+        "input type": "pair" if data.is_pair else "single",
+        "candidate masks": use_candidate_mask,
+    }
+    for what, value in saved.items():
+        if value != wanted[what]:
+            raise ValueError(
+                f"--model_name_or_path {path} was trained with {what} {value!r}, the data has {wanted[what]!r}: "
+                "continue on data of the same task, or train a new model"
+            )
+    model_class = BiLSTMAttentionForAnswerSelection if config.use_candidate_mask else BiLSTMAttentionForSequenceClassification
+    return model_class.from_pretrained(path)
 
 
 def agreement_metrics(explanation: Explanation) -> dict[str, float]:
@@ -236,7 +277,7 @@ def _run_locked(
     stored = None if training_args.overwrite_output_dir else read_settings(output_dir)
     check_settings(output_dir, stored, settings)  # before loading data: a mismatch of flags stops at once
     set_seed(training_args.seed)
-    data = load_data(data_args, training_args.seed)
+    data = load_data(data_args, training_args.seed, tokenizer=saved_tokenizer(model_args))
     dsd, tokenizer = data.dataset, data.tokenizer
     settings["data_fingerprint"] = data_fingerprint(dsd, tokenizer)
     check_settings(output_dir, stored, settings)

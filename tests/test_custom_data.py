@@ -231,3 +231,26 @@ def test_explain_refuses_a_bad_data_file_in_one_line(tmp_path, capsys, case, mes
     assert code == 2
     assert err.strip().splitlines()[-1].startswith(f"hf-attn-at explain: error: {path}") and message in err
     assert "Traceback" not in err
+
+
+@require_shared_data("sst")
+@require_shared_data("snli")
+def test_continue_training_keeps_the_saved_vocabulary_and_refuses_other_data(tmp_path, reviews, nli_jsonl, capsys):
+    """`--model_name_or_path` continues with the saved tokenizer: a vocabulary rebuilt from the new training file
+    would give the saved embeddings other words' rows. A model for single texts refuses pair data in one line."""
+    first = tmp_path / "first"
+    assert main(["train", "--train_file", str(reviews["reviews_train"]), "--text_column", "review",
+                 "--label_column", "sentiment", "--output_dir", str(first), *TINY, *FAST]) == 0
+    second = tmp_path / "second"
+    assert main(["train", "--model_name_or_path", str(first), "--train_file", str(reviews["reviews_test"]),
+                 "--text_column", "review", "--label_column", "sentiment", "--validation_split_percentage", "20",
+                 "--output_dir", str(second), *FAST]) == 0
+    vocab = [json.loads((run / "tokenizer.json").read_text())["model"]["vocab"] for run in (first, second)]
+    assert vocab[0] == vocab[1] and len(vocab[0]) == json.loads((second / "config.json").read_text())["vocab_size"]
+    capsys.readouterr()
+    assert main(["train", "--model_name_or_path", str(first), "--train_file", str(nli_jsonl),
+                 "--validation_split_percentage", "20", "--output_dir", str(tmp_path / "third"), *FAST]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hf-attn-at")]  # no progress bars
+    assert len(err) == 1 and err[0].startswith(
+        f"hf-attn-at train: error: --model_name_or_path {first} was trained with labels ['neg', 'pos'], the data has "
+    ) and err[0].endswith(": continue on data of the same task, or train a new model")
