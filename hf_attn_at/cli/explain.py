@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..interpret.importance import IMPORTANCE_METHODS
 from ..interpret.report import SELECTIONS
@@ -39,10 +40,23 @@ class ModelsArguments:
         default=None, metadata={"help": "A name per model for the report (default: the folder names)."}
     )
     batch_size: int = field(default=64, metadata={"help": "Examples per forward/backward."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Write into a non-empty --output_dir (its report files are replaced)."}
+    )
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
+        folder = Path(self.output_dir)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--output_dir {self.output_dir} is a file: give a folder")
+        present = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+        if present and not self.overwrite_output_dir:
+            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+            raise ValueError(
+                f"--output_dir {self.output_dir} is not empty ({shown}): give a new folder, or --overwrite_output_dir "
+                "to replace its report"
+            )
 
 
 @dataclass

@@ -160,12 +160,12 @@ def test_explain_names_corrupt_or_unsafe_weights(model_dir, tmp_path, capsys):
 
     no_weights = shutil.copytree(model_dir, tmp_path / "no_weights")
     (no_weights / "model.safetensors").unlink()
-    code, error = explain(capsys, "--model_name_or_path", no_weights, "--test_file", data, "--output_dir", tmp_path)
+    code, error = explain(capsys, "--model_name_or_path", no_weights, "--test_file", data, "--output_dir", tmp_path / "out")
     assert code == 2 and f"--model_name_or_path {no_weights} has no weights: expected one of" in error
     no_tokenizer = tmp_path / "no_tokenizer"
     no_tokenizer.mkdir()
     shutil.copy(model_dir / "config.json", no_tokenizer)
-    code, error = explain(capsys, "--model_name_or_path", no_tokenizer, "--test_file", data, "--output_dir", tmp_path)
+    code, error = explain(capsys, "--model_name_or_path", no_tokenizer, "--test_file", data, "--output_dir", tmp_path / "out")
     assert code == 2 and f"--model_name_or_path {no_tokenizer}: cannot load its tokenizer" in error
 
     unsafe = shutil.copytree(model_dir, tmp_path / "unsafe")
@@ -246,3 +246,28 @@ def test_explain_records_the_token_cap(model_dir, tmp_path, capsys):
                    "--num_examples", "0") == (0, "")
     assert json.loads((tmp_path / "d" / "metrics.json").read_text())["models"][model_dir.name]["summary"][
         "max_tokens"] == 5000
+
+
+def test_explain_never_overwrites_a_report_silently(model_dir, tmp_path, capsys):
+    """A second report into the same folder stops in one line (before any model is loaded) and changes nothing;
+    `--overwrite_output_dir` replaces it. `robustness` shares the flag and the check."""
+    data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
+    out = tmp_path / "out"
+    assert explain(capsys, "--model_name_or_path", model_dir, "--test_file", data, "--output_dir", out,
+                   "--num_examples", "1") == (0, "")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    code, error = explain(capsys, "--model_name_or_path", model_dir, "--test_file", data, "--output_dir", out,
+                          "--max_tokens", "3")
+    assert code == 2 and error == (
+        f"hf-attn-at explain: error: --output_dir {out} is not empty (agreement.png, metrics.json, report.html): give a "
+        "new folder, or --overwrite_output_dir to replace its report"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert explain(capsys, "--model_name_or_path", model_dir, "--test_file", data, "--output_dir", out,
+                   "--max_tokens", "3", "--overwrite_output_dir") == (0, "")
+    assert json.loads((out / "metrics.json").read_text())["models"][model_dir.name]["summary"]["max_tokens"] == 3
+    code, error = explain(capsys, "--model_name_or_path", model_dir, "--test_file", data, "--output_dir", data)
+    assert code == 2 and error == f"hf-attn-at explain: error: --output_dir {data} is a file: give a folder"
+    assert cli_main(["robustness", "--model_name_or_path", str(model_dir), "--test_file", str(data),
+                     "--output_dir", str(out)]) == 2
+    assert f"hf-attn-at robustness: error: --output_dir {out} is not empty" in capsys.readouterr().err
