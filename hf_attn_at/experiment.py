@@ -314,10 +314,6 @@ def _run_locked(
         show_progress=not training_args.disable_tqdm,
     )
     agreement = agreement_metrics(explanation)
-    robustness = None
-    if robustness_args is not None and robustness_args.eval_robustness and trainer.is_world_process_zero():
-        settings = robustness_args.settings(training_args.adv_epsilon, main_split)
-        robustness = evaluate_run_robustness(trainer.model, dsd[main_split], settings)
 
     args_dict = training_args.to_dict()
     args_dict["adv_method"] = training_args.adv_method.value
@@ -341,14 +337,26 @@ def _run_locked(
         total_runtime=clock.elapsed,
         training_logs=training_log_summary(trainer.state.log_history),
         code_version=code_version(),
-        robustness=robustness,
         training_args=json_safe(args_dict),
         num_labels=trainer.model.config.num_labels,
     )
-    if trainer.is_world_process_zero():
-        trainer.save_model(str(output_dir))
-        heat = explanation.to_json(NUM_HEATMAP_EXAMPLES)
-        (output_dir / EXPLANATION_FILE).write_text(json.dumps(json_safe(heat)) + "\n")
+    if not trainer.is_world_process_zero():
+        return record
+    trainer.save_model(str(output_dir))
+    heat = explanation.to_json(NUM_HEATMAP_EXAMPLES)
+    (output_dir / EXPLANATION_FILE).write_text(json.dumps(json_safe(heat)) + "\n")
+    card_from_record(record, trainer.model).save(output_dir / "README.md")
+    record.save(output_dir)  # results.json last: it marks the run finished
+    if robustness_args is not None and robustness_args.eval_robustness:
+        # After the run is saved: a failing attack loses no training (the record then lacks `robustness`).
+        settings = robustness_args.settings(training_args.adv_epsilon, main_split)
+        try:
+            record.robustness = evaluate_run_robustness(trainer.model, dsd[main_split], settings)
+        except Exception:
+            logger.error("%s: the run is finished and saved, its robustness evaluation failed; `hf-attn-at reproduce "
+                         "--robustness_only` (a grid) or `hf-attn-at robustness` (one model) evaluates it again",
+                         output_dir)
+            raise
         card_from_record(record, trainer.model).save(output_dir / "README.md")
-        record.save(output_dir)  # results.json last: it marks the run finished
+        record.save(output_dir)
     return record

@@ -127,7 +127,7 @@ def read_settings(folder: str | Path) -> dict[str, Any] | None:
 
 def write_settings(folder: str | Path, settings: Mapping[str, Any]) -> None:
     """Write `run_settings.json` into `folder` (atomically: a crash leaves the old file or the new one)."""
-    _write_json_atomic(Path(folder) / SETTINGS_FILE, settings)
+    write_json_atomic(Path(folder) / SETTINGS_FILE, settings)
 
 
 def check_settings(
@@ -147,7 +147,7 @@ def check_settings(
 
 def mark_checkpoint_complete(checkpoint: str | Path, global_step: int) -> None:
     """Write the marker that makes `checkpoint` count as complete (call it after every other file is written)."""
-    _write_json_atomic(Path(checkpoint) / CHECKPOINT_MARKER, {"global_step": global_step})
+    write_json_atomic(Path(checkpoint) / CHECKPOINT_MARKER, {"global_step": global_step})
 
 
 def checkpoints(folder: str | Path) -> list[Path]:
@@ -289,7 +289,8 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path} cannot be read as JSON ({err})") from None
 
 
-def _write_json_atomic(path: Path, content: Any) -> None:
+def write_json_atomic(path: Path, content: Any) -> None:
+    """Write `content` as indented JSON to `path` through a temporary file: a crash leaves the old file or the new."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -312,5 +313,6 @@ __all__ = [
     "run_settings",
     "settings_differences",
     "verify_checkpoint",
+    "write_json_atomic",
     "write_settings",
 ]

@@ -30,6 +30,7 @@ from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME
 from .arguments import safe_path_component
 from .interpret.report import json_safe
 from .methods import METHODS
+from .run_folder import write_json_atomic
 
 RESULTS_FILE = "results.json"
 TRAINING_ARGS_FILE = "training_args.json"
@@ -114,12 +115,13 @@ class RunRecord:
         return {_JSON_NAMES.get(f.name, f.name): getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     def save(self, run_dir: str | os.PathLike) -> None:
-        """Write `results.json`, `training_args.json` and `metrics.json` into `run_dir` (created)."""
+        """Write `results.json`, `training_args.json` and `metrics.json` into `run_dir` (created), each atomically
+        and `results.json` last (a crash leaves each file old or new, never cut)."""
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         for name, content in ((TRAINING_ARGS_FILE, self.training_args), (METRICS_FILE, self.flat_metrics()),
                               (RESULTS_FILE, self.to_results())):
-            (run_dir / name).write_text(json.dumps(json_safe(content), indent=2) + "\n", encoding="utf-8")
+            write_json_atomic(run_dir / name, json_safe(content))
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> RunRecord:

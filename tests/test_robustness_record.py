@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pytest
@@ -210,3 +211,33 @@ def test_train_evaluates_robustness_only_when_asked(tmp_path):
                                                              "num_steps", "step_size", "attention"}
     assert report["attention"]["epsilons"] == [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]  # ε, 2ε and the fixed radii
     assert "### Robustness" in (tmp_path / "robust" / "README.md").read_text()  # the run's card
+
+
+@require_shared_data("sst")
+def test_a_failing_robustness_evaluation_loses_no_training(tmp_path, monkeypatch, caplog):
+    """The run is saved (weights, record with the grid's command) before the attacks; when they fail the error is
+    loud, and the next `reproduce` trains nothing and evaluates the missing robustness."""
+    import hf_attn_at.experiment
+
+    out = tmp_path / "grid"
+    argv = ["reproduce", "--grid", "ci", "--tasks", "sst", "--methods", "vanilla", "--max_train_samples", "64",
+            "--explain_max_samples", "8", "--data_source", "local", "--data_dir", str(SHARED_DATA),
+            "--output_dir", str(out), "--robustness_max_samples", "16", "--robustness_epsilons", "0.5"]
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("attack failed")
+
+    monkeypatch.setattr(hf_attn_at.experiment, "evaluate_run_robustness", failing)
+    with caplog.at_level(logging.ERROR, logger="hf_attn_at"), pytest.raises(RuntimeError, match="attack failed"):
+        main(argv)
+    assert "the run is finished and saved, its robustness evaluation failed" in caplog.text
+    run = out / "runs" / "sst" / "vanilla" / "seed1"
+    saved = json.loads((run / RESULTS_FILE).read_text())
+    assert "robustness" not in saved and saved["command"].startswith("hf-attn-at reproduce --grid ci")
+    weights = (run / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert (run / "model.safetensors").stat().st_mtime_ns == weights  # not trained again
+    filled = json.loads((run / RESULTS_FILE).read_text())
+    assert filled["robustness"]["num_examples"] == 16
+    assert {k: v for k, v in filled.items() if k != "robustness"} == saved

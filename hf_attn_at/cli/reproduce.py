@@ -378,7 +378,9 @@ def execute(
     robustness_args: RobustnessArguments | None = None,
 ) -> None:
     """Run every unfinished run of the grid (evaluating robustness with `robustness_args`); each new
-    `results.json` records `command`, its invocation."""
+    `results.json` records `command`, its invocation. With `robustness_args`, finished runs whose record lacks
+    robustness with these settings (an evaluation that failed after training) are then evaluated
+    ([`fill_robustness`])."""
     from ..experiment import run_experiment
 
     root = Path(args.output_dir) / "runs"
@@ -407,13 +409,28 @@ def execute(
             except RunLockedError as err:  # another worker of the grid is running it
                 logger.warning("skipping %s: %s", run.name, err)
                 continue
-            if (run_dir / RESULTS_FILE).is_file():  # written by the main process only
-                record = RunRecord.load(run_dir)
-                record.command = command
-                record.epsilon_selected_on = run.epsilon_from
-                record.save(run_dir)
-                if args.records_dir:
-                    record_run(run_dir, inside(Path(args.records_dir), run.name))
+            except Exception:
+                _record_finished(args, run, run_dir, command)  # saved before a failing robustness evaluation
+                raise
+            _record_finished(args, run, run_dir, command)
+    if robustness_args is not None:
+        evaluated = fill_robustness(args, robustness_args, custom)
+        if evaluated:
+            logger.info("robustness evaluated for %d finished runs that lacked it: %s", len(evaluated),
+                        ", ".join(evaluated))
+
+
+def _record_finished(args: ReproduceArguments, run: Run, run_dir: Path, command: str) -> None:
+    """Stamp a run this invocation finished (`results.json` exists: written by the main process only) with the
+    grid's `command` and ε source, and copy its record to `--records_dir`."""
+    if not (run_dir / RESULTS_FILE).is_file():
+        return
+    record = RunRecord.load(run_dir)
+    record.command = command
+    record.epsilon_selected_on = run.epsilon_from
+    record.save(run_dir)
+    if args.records_dir:
+        record_run(run_dir, inside(Path(args.records_dir), run.name))
 
 
 def fill_robustness(
