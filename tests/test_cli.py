@@ -131,6 +131,9 @@ def test_version_is_pyproject_version(capsys):
         (["reproduce", "--data_source", "local"], "--data_source local needs --data_dir"),
         (["train", "--adv_method", "attention_at"], "`adv_epsilon` must be a float > 0 for adv_method='attention_at'"),
         (["train", "--max_train_samples", "0"], "--max_train_samples must be a positive integer, got 0"),
+        (["train", "--adv_method", "nope"], "argument --adv_method/--adv-method: invalid choice: 'nope'"),
+        (["train", "--num_train_epochs", "abc"], "invalid float value: 'abc'"),
+        (["reproduce", "--grid", "nope"], "argument --grid: invalid choice: 'nope'"),
     ],
 )
 def test_argument_errors_are_one_clear_line(capsys, argv, message):
@@ -138,6 +141,7 @@ def test_argument_errors_are_one_clear_line(capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"hf-attn-at {argv[0]}: error: ")  # no usage dump
 
 
 def test_unreachable_hub_is_a_clear_message(tmp_path, capsys):

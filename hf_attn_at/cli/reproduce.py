@@ -45,7 +45,6 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
 from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
@@ -85,7 +84,7 @@ from .aggregate import (
     write_model_cards,
     write_robustness_figures,
 )
-from .common import LoggingArguments
+from .common import CommandParser, LoggingArguments
 from .comparisons import claim_verdicts, difference_tables, differences
 
 logger = logging.getLogger(__name__)
@@ -568,7 +567,7 @@ def write_results(
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ReproduceArguments, CustomDataArguments, ReproduceRobustnessArguments,
+    parser = CommandParser((ReproduceArguments, CustomDataArguments, ReproduceRobustnessArguments,
                                LoggingArguments), prog="hf-attn-at reproduce", description=__doc__)
     args, custom, robustness_args, _ = parser.parse_args_into_dataclasses(args=argv)
     if args.robustness_only and args.aggregate_only:

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from transformers import HfArgumentParser
-
 from ..arguments import DataArguments, ModelArguments
 from ..robustness import RobustnessArguments
 from ..training_args import AdversarialTrainingArguments
+from .common import CommandParser
 
 
-def make_parser() -> HfArgumentParser:
-    return HfArgumentParser(
+def make_parser() -> CommandParser:
+    return CommandParser(
         (ModelArguments, DataArguments, AdversarialTrainingArguments, RobustnessArguments), prog="hf-attn-at train", description=__doc__
     )
 
