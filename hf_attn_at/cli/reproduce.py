@@ -34,6 +34,7 @@ give its own folder's name, and no figure, report, card or record is written out
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
 import sys
@@ -412,7 +413,7 @@ def execute(
                 _record_finished(args, run, run_dir, command)  # saved before a failing robustness evaluation
                 raise
             _record_finished(args, run, run_dir, command)
-    if robustness_args is not None:
+    if robustness_args is not None and int(os.environ.get("RANK", "0")) == 0:  # the main process only, as training's
         evaluated = fill_robustness(args, robustness_args, custom)
         if evaluated:
             logger.info("robustness evaluated for %d finished runs that lacked it: %s", len(evaluated),
