@@ -182,6 +182,9 @@ def test_reproduce_tiny_grid_runs_and_resumes(tmp_path, capsys):
     assert results["num_examples"] == {"train": 400, "validation": 100, "test": 200}
     assert 0.0 <= results["metrics"]["test"]["test_accuracy"] <= 1.0
     assert -1.0 <= results["agreement"]["agreement_pearson"] <= 1.0
+    per_example = json.loads((vanilla / "explanation.json").read_text())["pearson"]  # every test example's r
+    assert len(per_example) == 200
+    assert np.nanmean(np.array(per_example, dtype=float)) == pytest.approx(results["agreement"]["agreement_pearson"])
     for name in ("config.json", "model.safetensors", "modeling_bilstm_attention.py", "tokenizer.json", "README.md"):
         assert (vanilla / name).is_file(), name
 

@@ -102,8 +102,11 @@ def test_explanation_json_round_trip():
                              explanation.attention[:2] + explanation.importance["gradient"][:2], strict=True):
         np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(back.predictions, [1, 0])
-    np.testing.assert_array_equal(back.agreement["gradient"]["pearson"], [0.5, np.nan])
-    assert back.agreement["gradient"]["pearson_summary"]["mean"] == 0.5  # nan left out
+    # The per-example agreement of every example is kept (the paired bootstrap over test examples reads it), not
+    # only that of the heat-map examples.
+    np.testing.assert_array_equal(back.agreement["gradient"]["pearson"], [0.5, np.nan, -0.25])
+    np.testing.assert_array_equal(back.agreement["gradient"]["kendall"], [0.25, np.nan, -0.125])
+    assert back.agreement["gradient"]["pearson_summary"]["mean"] == 0.125  # nan left out
     assert back["summary"] is back.summary  # read as a dict too (reports)
 
 

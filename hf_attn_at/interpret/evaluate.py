@@ -45,9 +45,10 @@ class Explanation(ModelOutput):
     summary: dict[str, Any] | None = None
 
     def to_json(self, num_examples: int | None = None) -> dict[str, Any]:
-        """The `explanation.json` object of the first `num_examples` examples (all with `None`): `tokens`,
-        `attention`, `importance`, `predictions`, `labels`, the per-example gradient `pearson` and `kendall`, and
-        the `summary` of all examples. NumPy values stay as they are (see `interpret.report.json_safe`)."""
+        """The `explanation.json` object: `tokens`, `attention`, `importance`, `predictions` and `labels` of the first
+        `num_examples` examples (all with `None`: the heat maps), the per-example gradient `pearson` and `kendall` of
+        *every* example (the paired bootstrap over test examples reads them) and the `summary` of all examples.
+        NumPy values stay as they are (see `interpret.report.json_safe`)."""
         if "gradient" not in self.agreement:
             raise ValueError(f"explanation.json records the gradient agreement: explain with methods including "
                              f"'gradient', got {list(self.agreement)}")
@@ -59,8 +60,8 @@ class Explanation(ModelOutput):
             "importance": {method: values[keep] for method, values in self.importance.items()},
             "predictions": self.predictions[keep],
             "labels": self.labels[keep],
-            "pearson": gradient["pearson"][keep],
-            "kendall": gradient["kendall"][keep],
+            "pearson": gradient["pearson"],
+            "kendall": gradient["kendall"],
             "summary": self.summary,
         }
 
