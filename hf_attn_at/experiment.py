@@ -22,6 +22,7 @@ from typing import Any
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
+    PreTrainedTokenizerBase,
     TrainerCallback,
     TrainerState,
     set_seed,
@@ -92,7 +93,7 @@ class RunClock(TrainerCallback, ExportableState):
         return cls(**saved["args"]) if isinstance(saved, dict) else cls()
 
 
-def saved_tokenizer(model_args: ModelArguments):
+def _saved_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase | None:
     """The tokenizer saved with `model_args.model_name_or_path` (a continued model must keep the vocabulary its
     embeddings were trained with), or `None` for a new model. One-line error when it cannot be loaded."""
     if model_args.model_name_or_path is None:
@@ -277,7 +278,7 @@ def _run_locked(
     stored = None if training_args.overwrite_output_dir else read_settings(output_dir)
     check_settings(output_dir, stored, settings)  # before loading data: a mismatch of flags stops at once
     set_seed(training_args.seed)
-    data = load_data(data_args, training_args.seed, tokenizer=saved_tokenizer(model_args))
+    data = load_data(data_args, training_args.seed, tokenizer=_saved_tokenizer(model_args))
     dsd, tokenizer = data.dataset, data.tokenizer
     settings["data_fingerprint"] = data_fingerprint(dsd, tokenizer)
     check_settings(output_dir, stored, settings)
