@@ -75,8 +75,9 @@ class AdversarialTrainer(Trainer):
     of every layer and head (see `hf_attn_at.integrations.transformer_attention`); word methods are BiLSTM-only.
 
     Every checkpoint gets `run_settings.json` (the `run_settings` given, if any) and then the marker
-    `checkpoint_complete.json`, written after every other file and before older checkpoints are rotated away, so
-    that a save cut short (killed, disk full) is recognisable (`hf_attn_at.run_folder.last_complete_checkpoint`).
+    `checkpoint_complete.json`, written after every other file (of every process: the processes meet first) and
+    before older checkpoints are rotated away, so that a save cut short (killed, disk full) is recognisable
+    (`hf_attn_at.run_folder.last_complete_checkpoint`).
 
     Logged metrics (training, averaged over the steps since the last log and over processes): `clean_loss` (L; for
     VAT/iVAT the supervised loss over the labelled examples, 0 if none), `adv_loss` (L_adv; for VAT/iVAT the mean KL), `adv_perturbation_norm` (mean per-example ‖r‖₂), `adv_num_zeroed` (examples given r = 0
@@ -327,6 +328,8 @@ class AdversarialTrainer(Trainer):
         if self._neighbor_cache is not None:  # every process keeps its own lists
             os.makedirs(checkpoint, exist_ok=True)
             torch.save(self._neighbor_cache.state_dict(), os.path.join(checkpoint, self._neighbor_cache_file()))
+        # Every process has written its files (RNG state, neighbour lists) before the marker says "complete".
+        self.accelerator.wait_for_everyone()
         if not self.args.should_save:
             return
         if self.run_settings is not None:

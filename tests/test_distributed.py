@@ -89,6 +89,15 @@ def test_ddp_attention_iat_runs_and_is_finite(ddp_results):
     assert all(math.isfinite(entry["loss"]) and entry["adv_perturbation_norm"] > 0 for entry in saved["logs"])
 
 
+def test_ddp_checkpoint_is_marked_complete_after_every_rank_wrote_its_files(ddp_results):
+    """Rank 1 is slow to save its neighbour lists: the marker still waits for them (and both RNG states)."""
+    seen = torch.load(ddp_results / "checkpoint_files.pt")
+    assert len(seen) == 2  # checkpoints at steps 2 and 4
+    for files in seen:
+        for name in ("neighbor_cache_0.pt", "neighbor_cache_1.pt", "rng_state_0.pth", "rng_state_1.pth"):
+            assert name in files, files
+
+
 @pytest.fixture
 def gloo_verb(tmp_path, monkeypatch):
     """`hf-attn-at train` replaced by a verb that starts a one-process gloo group, runs a collective, then ends as

@@ -9,17 +9,21 @@ all-MiniLM-L6-v2 with attention AT through `hf_attn_at.integrations` (when the `
 saves each run's final parameters to `OUTPUT_DIR/<run>.pt`; every rank destroys the process group at the end, also
 on errors (`destroy_process_group`). `train_run` is also called in-process by the tests with `world_size=1` and the
 global batch size, as the single-process reference; `collate` is shared with `tests/test_distributed_nonfinite.py`.
+A last run checks that a checkpoint is marked complete only after every rank has written its files.
 """
 
 import gc
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
+import hf_attn_at.perturbations
+import hf_attn_at.trainer
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification
 from hf_attn_at.trainer import AdversarialTrainer
 from hf_attn_at.training_args import AdversarialTrainingArguments
@@ -95,11 +99,10 @@ def train_run(name: str, output_dir: str, world_size: int, **overrides) -> Adver
         lr_scheduler_type="constant",
         train_sampling_strategy="sequential",
         logging_steps=1,
-        save_strategy="no",
         report_to="none",
         use_cpu=True,
         disable_tqdm=True,
-        **{**settings, **overrides},
+        **{"save_strategy": "no", **settings, **overrides},
     )
     trainer = AdversarialTrainer(model=model, args=args, train_dataset=examples, data_collator=collate)
     if trainer.accelerator.num_processes != world_size:
@@ -117,6 +120,38 @@ def save_run(name: str, output_dir: str) -> None:
         logs = [entry for entry in trainer.state.log_history if "adv_loss" in entry]
         state = {key: value.detach().clone() for key, value in trainer.model.state_dict().items()}
         torch.save({"state_dict": state, "logs": logs}, Path(output_dir) / f"{name}.pt")
+
+
+def save_checkpoint_run(output_dir: str) -> None:
+    """Word iAT with cached neighbour lists, checkpointed every 2 of 4 steps, with rank 1 slow to save its lists;
+    rank 0 records which files each checkpoint held when its completion marker was written
+    (`OUTPUT_DIR/checkpoint_files.pt`)."""
+    rank = torch.distributed.get_rank()
+    seen = []
+    if rank == 1:
+        state_dict = hf_attn_at.perturbations.NeighborCache.state_dict
+
+        def slow_state_dict(self):
+            time.sleep(2.0)
+            return state_dict(self)
+
+        hf_attn_at.perturbations.NeighborCache.state_dict = slow_state_dict
+    mark = hf_attn_at.trainer.mark_checkpoint_complete
+
+    def recording_mark(checkpoint, global_step):
+        seen.append(sorted(os.listdir(checkpoint)))
+        mark(checkpoint, global_step)
+
+    hf_attn_at.trainer.mark_checkpoint_complete = recording_mark
+    try:
+        train_run(
+            "word_iat", str(Path(output_dir) / "checkpointed"), world_size=2,
+            adv_neighbor_refresh_steps=2, save_strategy="steps", save_steps=2,
+        )
+    finally:
+        hf_attn_at.trainer.mark_checkpoint_complete = mark
+    if rank == 0:
+        torch.save(seen, Path(output_dir) / "checkpoint_files.pt")
 
 
 def destroy_process_group() -> None:
@@ -137,6 +172,7 @@ def destroy_process_group() -> None:
 def main(output_dir: str) -> None:
     for name in [*RUNS, *(MINILM_RUNS if minilm_path() is not None else ())]:
         save_run(name, output_dir)
+    save_checkpoint_run(output_dir)
 
 
 if __name__ == "__main__":
