@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import socket
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ from hf_attn_at.cli.main import main
 from hf_attn_at.data import EVAL_SAMPLE_SEED, sample_examples
 from hf_attn_at.model_card import card_from_record
 from hf_attn_at.robustness import RobustnessArguments, evaluate_robustness, evaluate_run_robustness
+from hf_attn_at.run_folder import LOCK_FILE
 from hf_attn_at.runs import RESULTS_FILE, RunRecord
 
 
@@ -174,10 +177,16 @@ def test_reproduce_records_robustness_and_robustness_only_fills_it_again(tmp_pat
         assert {k: v for k, v in again.items() if k != "seconds"} == \
             {k: v for k, v in trained.items() if k != "seconds"}
     assert vanilla.stat().st_mtime_ns == untouched
+    # A run folder locked by another live process (another worker evaluating it) is skipped, not evaluated twice.
+    for folder in (run, records / "sst" / "attention_at-eps1" / "seed1"):
+        old = json.loads((folder / RESULTS_FILE).read_text())
+        del old["robustness"]
+        (folder / RESULTS_FILE).write_text(json.dumps(old))
+    (run / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert main([*argv, "--robustness_only"]) == 0
+    assert "robustness" not in json.loads((run / RESULTS_FILE).read_text())
+    (run / LOCK_FILE).unlink()
     # Flags that rebuild other data than the run trained on are refused with one line, before any evaluation.
-    old = json.loads((run / RESULTS_FILE).read_text())
-    del old["robustness"]
-    (run / RESULTS_FILE).write_text(json.dumps(old))
     assert main([*argv, "--robustness_only", "--max_train_samples", "48"]) == 2
     assert "is not the data this run was trained on" in capsys.readouterr().err
     assert "robustness" not in json.loads((run / RESULTS_FILE).read_text())

@@ -50,7 +50,14 @@ from tqdm.auto import tqdm
 from ..arguments import CustomDataArguments, safe_path_component
 from ..data import SOURCES, TASKS, task_label
 from ..robustness import RobustnessArguments, evaluate_run_robustness
-from ..run_folder import RunLockedError, check_settings, data_fingerprint, read_settings, run_settings
+from ..run_folder import (
+    RunLockedError,
+    check_settings,
+    data_fingerprint,
+    read_settings,
+    run_lock,
+    run_settings,
+)
 from ..runs import (
     EXPLANATION_FILE,
     METRICS_FILE,
@@ -441,7 +448,8 @@ def fill_robustness(
     updated in the run folder and, with `--records_dir`, there. Returns the names of the runs evaluated.
 
     The test split is rebuilt from the run's data settings; a `ValueError` names the run unless it is the data the
-    run was trained on (the `data_fingerprint` of its `run_settings.json`).
+    run was trained on (the `data_fingerprint` of its `run_settings.json`). Each run is evaluated under its run
+    folder's lock: a run locked by another live process is skipped with a warning.
     """
     from ..data import load_data
 
@@ -468,10 +476,18 @@ def fill_robustness(
         if stored is not None and stored != fingerprint:
             raise ValueError(f"{run_dir}: the data of these flags (e.g. --data_dir {args.data_dir}) is not the data "
                              f"this run was trained on (its run_settings.json data_fingerprint)")
-        logger.info("robustness of %s", run.name)
-        model = load_run_model(run_dir).to("cuda" if torch.cuda.is_available() else "cpu")
-        record.robustness = evaluate_run_robustness(model, dsd[record.agreement_split], settings)
-        record.save(run_dir)
+        try:
+            with run_lock(run_dir):  # one evaluation per run when several workers fill the same grid
+                record = load_result(finished[run.name], run.name)  # another worker may have filled it meanwhile
+                if record.robustness is not None and record.robustness.get("settings") == settings:
+                    continue
+                logger.info("robustness of %s", run.name)
+                model = load_run_model(run_dir).to("cuda" if torch.cuda.is_available() else "cpu")
+                record.robustness = evaluate_run_robustness(model, dsd[record.agreement_split], settings)
+                record.save(run_dir)
+        except RunLockedError as err:
+            logger.warning("skipping the robustness of %s: %s", run.name, err)
+            continue
         if args.records_dir:
             record_run(run_dir, inside(Path(args.records_dir), run.name))
         done.append(run.name)
