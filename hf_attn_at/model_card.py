@@ -56,6 +56,16 @@ METHODS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     name: (spec.title, spec.description, tuple(_CARD_SETTINGS[s] for s in spec.settings if s in _CARD_SETTINGS))
     for name, spec in METHOD_SPECS.items()
 }
+# The method settings a BiLSTM model's card lists after ε, λ and K, when the training arguments hold them.
+_MORE_SETTINGS = {
+    "adv_epsilon_scale": "scale of ε ('absolute': the paper; 'score_std': ε × std of the example's scores)",
+    "adv_iat_normalize": "iAT perturbation rescaled to norm ε",
+    "adv_num_steps": "ascent steps per training step",
+    "adv_step_size": "ascent step size",
+    "adv_neighbor_refresh_steps": "steps a neighbour list is reused (1: exact search every step)",
+    "adv_vat_xi": "probe size ξ",
+    "adv_vat_num_iterations": "power iterations",
+}
 # Metric keys that get a model-index entry, with their Hub metric type and display name.
 _INDEXED_METRICS = {
     "accuracy": ("accuracy", "Accuracy"),
@@ -218,7 +228,9 @@ def build_model_card(
             `recall` and `auc` also go into the `model-index`.
         interpretability: attention–gradient agreement, e.g. `{"pearson": 0.71, "pearson_std": 0.12,
             "kendall": 0.45}`; the `pearson` and `kendall` means also go into the `model-index`.
-        training_args: training arguments to list (e.g. `TrainingArguments.to_dict()`).
+        training_args: training arguments to list (e.g. `TrainingArguments.to_dict()`); the method's other
+            settings found there (`adv_epsilon_scale`, `adv_num_steps`, `adv_neighbor_refresh_steps`, ...) are
+            also listed in its method table.
         base_model, license, language: card metadata (`base_model` a Hub repo id).
         model_name: the `model-index` name; defaults to `bilstm-attention-<method>[-<dataset>]`.
         repo_id: the Hub id used in the loading snippets (a placeholder when not given).
@@ -269,6 +281,13 @@ def build_model_card(
     def setting(name: str, value: Any) -> str:
         return _format_value(value) if name in used else "not used by this method"
 
+    more_settings = [
+        (f"{label} (`{name}`)", "2.5 · ε / K (default)" if training_args[name] is None else _escape(training_args[name]))
+        for name, label in _MORE_SETTINGS.items()
+        if name in METHOD_SPECS[method].settings and name in (training_args or {})
+        and not (name == "adv_step_size" and (training_args or {}).get("adv_num_steps", 1) == 1)  # unused at 1 step
+    ]
+
     return ModelCard.from_template(
         card_data,
         template_path=str(TEMPLATE_PATH),
@@ -281,6 +300,7 @@ def build_model_card(
         epsilon=setting("epsilon", epsilon),
         lambda_=setting("lambda_", lambda_),
         num_neighbors=setting("num_neighbors", num_neighbors),
+        more_settings=more_settings,
         attention_type=_escape(config.attention_type),
         model_details=[(name, _escape(value)) for name, value in model_details],
         base_model=base_model,

@@ -343,6 +343,30 @@ def test_build_model_card_accepts_str_enum_and_numpy_values(model):
     assert ModelCard(str(card)).data.to_dict() == card.data.to_dict()  # YAML with plain strings
 
 
+def test_method_table_lists_the_settings_the_method_used(model):
+    """The method's own settings from the training arguments join ε, λ, K; other methods' settings do not."""
+    args = {"adv_method": "word_iat", "adv_epsilon": 1.0, "adv_lambda": 1.0, "adv_num_neighbors": 10,
+            "adv_neighbor_refresh_steps": 50, "adv_num_steps": 1, "adv_step_size": None, "adv_iat_normalize": False,
+            "adv_epsilon_scale": "score_std", "adv_vat_xi": 0.1}
+    text = str(build_model_card(model, method="word_iat", epsilon=1.0, lambda_=1.0, num_neighbors=10,
+                                training_args=args))
+    table = text.split("## Method")[1].split("## Model")[0]
+    assert "| steps a neighbour list is reused (1: exact search every step) (`adv_neighbor_refresh_steps`) | 50 |" \
+        in table
+    assert "| ascent steps per training step (`adv_num_steps`) | 1 |" in table
+    assert "| iAT perturbation rescaled to norm ε (`adv_iat_normalize`) | False |" in table
+    for unused in ("adv_epsilon_scale", "adv_vat_xi", "adv_step_size"):  # another method's, or unused at one step
+        assert unused not in table
+    relative = {"adv_method": "attention_at", "adv_epsilon_scale": "score_std", "adv_num_steps": 3,
+                "adv_step_size": None, "adv_neighbor_refresh_steps": 1}
+    table = str(build_model_card(model, method="attention_at", epsilon=0.1, lambda_=1.0, training_args=relative)
+                ).split("## Method")[1].split("## Model")[0]
+    assert "(`adv_epsilon_scale`) | score_std |" in table and "| ascent step size (`adv_step_size`) | 2.5 · ε / K" \
+        in table and "adv_neighbor_refresh_steps" not in table
+    plain = str(build_model_card(model, method="attention_at", epsilon=0.1, lambda_=1.0))
+    assert "| nearest neighbours K (`adv_num_neighbors`) | not used by this method |\n\n## Model" in plain
+
+
 def test_write_model_cards(run_dir, tmp_path):
     (path,) = write_model_cards(run_dir.parent, tmp_path / "cards")
     assert path.name == "sst-attention_at.md"
