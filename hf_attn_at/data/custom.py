@@ -74,7 +74,10 @@ def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     builder, options = FORMATS[suffix]
     if builder == "csv":
         with path.open(encoding="utf-8-sig", newline="") as f:
-            _check_unique(next(csv.reader(f, delimiter=options.get("delimiter", ","))), path)
+            header = next(csv.reader(f, delimiter=options.get("delimiter", ",")))
+        _check_unique(header, path)
+        # Every cell as the string in the file: a column of numbers stays text ("007", "0.10", "1e3").
+        options = {**options, "features": datasets.Features({name: datasets.Value("string") for name in header})}
     elif builder == "parquet":
         try:
             names = pq.read_schema(path).names
@@ -104,7 +107,7 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-# Where each kind of value (``_kind``) first occurs in a column of a JSON file: kind -> (place, value).
+# Where each kind of value (``_kind``) first occurs in a column of a JSON or parquet file: kind -> (place, value).
 Kinds = dict[str, tuple[str, Any]]
 
 
@@ -183,7 +186,7 @@ def _check_cells(kinds: dict[str, Kinds], columns: tuple[str, str | None, str]) 
         for kind, (where, value) in kinds.get(column, {}).items():
             if kind != "str":
                 raise ValueError(f"{where}: text column {column!r} holds {kind} {value!r}, not a string; "
-                                 "text cells must be JSON strings")
+                                 "text cells must be strings")
     first = kinds.get(label_column, {})
     if len({k if k != "float" else "int" for k in first}) > 1:
         seen = "; ".join(f"{kind} (first at {where}: {value!r})" for kind, (where, value) in first.items())
@@ -191,7 +194,8 @@ def _check_cells(kinds: dict[str, Kinds], columns: tuple[str, str | None, str]) 
 
 
 def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, Kinds]]:
-    """One file as a `Dataset`, and for a JSON file where each kind of value first occurs (see `_read_json`)."""
+    """One file as a `Dataset` (csv / tsv cells as strings), and for a JSON or parquet file where each kind of value
+    first occurs per column (see `_read_json`)."""
     path, builder, options = _check_file(path)
     if builder == "json":
         return _read_json(path)
@@ -202,7 +206,16 @@ def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, Kinds]]:
         raise ValueError(f"{path}: cannot be read as {path.suffix.lstrip('.')}: {cause}") from err
     if len(ds) == 0:
         raise ValueError(f"{path} is empty (a header but no rows)")
-    return ds, {}
+    if builder != "parquet":
+        return ds, {}  # csv / tsv: every cell is a string
+    kinds: dict[str, Kinds] = {}
+    for name, feature in ds.features.items():  # a parquet column has one type, shown by its first non-null value
+        kind = getattr(feature, "dtype", type(feature).__name__)
+        row = next((i for i, value in enumerate(ds[name]) if value is not None), None)
+        kinds[name] = {} if row is None else {
+            "str" if kind in ("string", "large_string") else kind: (f"{path}, row {row + 1}", ds[name][row])
+        }
+    return ds, kinds
 
 
 def _resolve_columns(
@@ -252,7 +265,7 @@ def _label_names(splits: Mapping[str, datasets.Dataset], label_column: str) -> t
         for row, value in enumerate(ds["label"]):
             kind = _kind(value)
             if kind == "str" and _INT.fullmatch(value.strip()):
-                kind = "int"  # csv reads a column with any non-number as strings
+                kind = "int"  # csv / tsv cells are strings
             if kind not in ("int", "str"):
                 raise ValueError(f"{split} row {row}: label {value!r} in column {label_column!r} is a {kind}; "
                                  "labels must be strings or integers (class ids)")
@@ -282,7 +295,7 @@ def _standardize(
         keep[text_pair_column] = "text_pair"
     ds = ds.select_columns(list(keep))
     text_names = [c for c in keep if keep[c] != "label"]
-    # Texts as str (csv reads a column of numbers as numbers); empty / missing text becomes "".
+    # Texts as str (a parquet column may hold numbers); empty / missing text becomes "".
     ds = ds.map(lambda b: {c: ["" if t is None else str(t) for t in b[c]] for c in text_names}, batched=True,
                 features=datasets.Features({**ds.features, **{c: datasets.Value("string") for c in text_names}}),
                 desc=f"{split}: texts")

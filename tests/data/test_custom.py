@@ -117,7 +117,7 @@ BAD_INPUTS = [
     ("columnar_json", "is a JSON object of columns (keys ['sentence', 'label']); that layout is not supported",
      "JSON Lines (one object per row, a line each) or, in a .json file, an array of row objects"),
     ("pretty_object_json", "is a single JSON object over several lines", "an array of row objects"),
-    ("number_text_jsonl", "line 4: text column 'sentence' holds int 3, not a string", "must be JSON strings"),
+    ("number_text_jsonl", "line 4: text column 'sentence' holds int 3, not a string", "must be strings"),
     ("list_text_json", "item 2: text column 'sentence' holds list ['a', 'b'], not a string", None),
     ("duplicate_csv_column", "column name(s) ['sentence'] occur more than once in the header "
      "['sentence', 'label', 'sentence']", "give every column a distinct name"),
@@ -239,12 +239,24 @@ def test_explain_reads_a_file_with_the_same_checks(tmp_path, suffix):
         read_file(path)
 
 
-def test_csv_column_of_numbers_is_read_as_text(tmp_path):
-    """csv has no types: a text column that pandas reads as numbers is the written text."""
-    path = write_csv(tmp_path / "d.csv", [{"sentence": 10 + i, "label": ("a", "b")[i % 2]} for i in range(20)])
+@pytest.mark.parametrize("suffix", ["csv", "tsv"])
+def test_csv_column_of_numbers_is_read_as_text(tmp_path, suffix):
+    """csv has no types: a text column that pandas would read as numbers is the written text, verbatim."""
+    texts = [f"{10 + i}" for i in range(17)] + ["007", "0.10", "1e3"]  # not 7, 0.1, 1000.0
+    rows = [{"sentence": text, "label": ("1", "2")[i % 2]} for i, text in enumerate(texts)]
+    path = write_csv(tmp_path / f"d.{suffix}", rows, delimiter="," if suffix == "csv" else "\t")
     dsd = load_custom(train_file=path, validation_file=path)
-    assert dsd["validation"]["text"] == [str(10 + i) for i in range(20)]
+    assert dsd["validation"]["text"] == texts
     assert dsd["train"].features["text"] == datasets.Value("string")
+    assert dsd["train"].features["label"].names == ["1", "2"]  # integer labels are still class ids
+
+
+def test_parquet_text_column_of_numbers_is_refused(tmp_path):
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"sentence": [0.5 * i for i in range(10)], "label": [i % 2 for i in range(10)]}), path)
+    with pytest.raises(ValueError, match=re.escape(f"{path}, row 1: text column 'sentence' holds float64 0.0, not a "
+                                                   "string; text cells must be strings")):
+        load_custom(train_file=path)
 
 
 def test_missing_file_names_the_path(tmp_path):

@@ -84,7 +84,7 @@ def test_explain_rejects_a_file_labelled_with_ids_for_integer_class_names(tmp_pa
     model = save_tiny_model(tmp_path / "model", class_names=("1", "2"))
     data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
     code, error = explain(capsys, "--model_name_or_path", model, "--test_file", data, "--output_dir", tmp_path / "out")
-    assert code == 2 and "labels [0] are not classes of" in error and "['1', '2']" in error
+    assert code == 2 and "labels ['0'] are not classes of" in error and "['1', '2']" in error
     assert not (tmp_path / "out").exists()
     # The same texts labelled with the class names are explained.
     data = write_csv(tmp_path / "named.csv", [1, 2, 2, 1, 2])
