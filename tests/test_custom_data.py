@@ -201,7 +201,7 @@ BAD_FILES = [
     ("columns.json", "is a JSON object of columns (keys ['text', 'label']); that layout is not supported"),
     ("number_text.jsonl", "line 3: text column 'text' holds int 4, not a string"),
     ("repeated.csv", "column name(s) ['text'] occur more than once in the header"),
-    ("two_rows.csv", "leaves train 1 row(s) of 1 class(es) and validation 1 row(s) of 1 class(es); training needs"),
+    ("two_rows.csv", "2 labelled rows are too few to hold out 10% as validation with every class kept in train"),
     ("empty.jsonl", "is empty"),
     ("header_only.csv", "is empty (a header but no rows)"),
 ]

@@ -427,23 +427,33 @@ def load_custom(
 
 
 def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int, where: str) -> datasets.DatasetDict:
-    """Hold out ``percentage`` % of train as validation; `ValueError` when the rest has fewer than 2 classes, a
-    warning when validation has a single class (a stratified split of imbalanced data can give that)."""
+    """Hold out ``percentage`` % of train as validation (stratified when every class allows it); a class whose
+    rows would all be held out stays in train (warning). `ValueError` when nothing is left to hold out, a warning
+    when validation has a single class (a stratified split of imbalanced data can give that)."""
     train = dsd["train"]
     test_size = percentage / 100
     try:
         parts = train.train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
     except ValueError:  # a class too small to stratify
         parts = train.train_test_split(test_size=test_size, seed=seed)
+    held_out = set(train["label"]) - set(parts["train"]["label"])
+    if held_out:  # a class whose rows all went to validation would never be trained on: its rows stay in train
+        back = {i for i, label in enumerate(parts["test"]["label"]) if label in held_out}
+        names = train.features["label"].names
+        logger.warning("%s: class(es) %s have too few rows to hold out for validation: their %d row(s) stay in train",
+                       where, [names[label] for label in sorted(held_out)], len(back))
+        parts = datasets.DatasetDict({
+            "train": datasets.concatenate_datasets([parts["train"], parts["test"].select(sorted(back))]),
+            "test": parts["test"].select([i for i in range(len(parts["test"])) if i not in back]),
+        })
+    remedy = "add rows, change --validation_split_percentage or give a --validation_file"
     if len(parts["train"]) == 0 or len(parts["test"]) == 0:
-        raise ValueError(f"train has {len(train)} rows: too few to hold out {percentage}% as validation")
+        raise ValueError(f"{where}: its {len(train)} labelled rows are too few to hold out {percentage}% as validation "
+                         f"with every class kept in train: {remedy}")
     classes = {split: len(set(part["label"])) for split, part in parts.items()}
     split_sizes = (f"holding out {percentage}% of its {len(train)} labelled rows ({len(set(train['label']))} classes) "
                    f"as validation leaves train {len(parts['train'])} row(s) of {classes['train']} class(es) and "
                    f"validation {len(parts['test'])} row(s) of {classes['test']} class(es)")
-    remedy = "add rows, change --validation_split_percentage or give a --validation_file"
-    if classes["train"] < 2:
-        raise ValueError(f"{where}: {split_sizes}; training needs at least 2 classes: {remedy}")
     if classes["test"] < 2:
         logger.warning("%s: %s; validation metrics will cover a single class (%s)", where, split_sizes, remedy)
     logger.info("no validation split: held out %d%% of train (%d rows, seed %d) as validation",

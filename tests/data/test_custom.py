@@ -124,8 +124,7 @@ BAD_INPUTS = [
     ("duplicate_tsv_column", "column name(s) ['label'] occur more than once", None),
     ("duplicate_parquet_column", "column name(s) ['sentence'] occur more than once", None),
     ("duplicate_jsonl_key", "line 2: key(s) ['sentence'] occur more than once in one object", None),
-    ("two_rows", "holding out 10% of its 2 labelled rows (2 classes) as validation leaves train 1 row(s) of "
-     "1 class(es) and validation 1 row(s) of 1 class(es); training needs at least 2 classes",
+    ("two_rows", "its 2 labelled rows are too few to hold out 10% as validation with every class kept in train",
      "add rows, change --validation_split_percentage or give a --validation_file"),
     ("empty_jsonl", "is empty", None),
     ("header_only_tsv", "is empty (a header but no rows)", None),
@@ -223,6 +222,22 @@ def test_single_class_validation_is_a_warning(tmp_path, caplog):
     assert f"{path}: holding out 10% of its 10 labelled rows (2 classes) as validation leaves train 9 row(s) of " \
            "2 class(es) and validation 1 row(s) of 1 class(es); validation metrics will cover a single class" \
            in caplog.text
+
+
+def test_a_class_too_small_to_hold_out_stays_in_train(tmp_path, caplog):
+    """One row of class `c`: a random (unstratifiable) split would hold it out for some seeds, training without it."""
+    rows = [{"sentence": f"a fine sentence {i}", "label": ("a", "b")[i % 2]} for i in range(19)]
+    path = write_csv(tmp_path / "d.csv", [*rows, {"sentence": "the rare one", "label": "c"}])
+    seeds = range(30)
+    plain = datasets.Dataset.from_list([*rows, {"sentence": "the rare one", "label": "c"}])
+    assert any("c" in plain.train_test_split(test_size=0.1, seed=seed)["test"]["label"] for seed in seeds)
+    for seed in seeds:
+        with caplog.at_level(logging.WARNING, logger="hf_attn_at"):
+            dsd = load_custom(train_file=path, seed=seed)
+        names = dsd["train"].features["label"].names
+        assert "the rare one" in dsd["train"]["text"] and "c" in names
+        assert len(dsd["train"]) + len(dsd["validation"]) == 20 and len(dsd["validation"]) > 0
+    assert "class(es) ['c'] have too few rows to hold out for validation: their 1 row(s) stay in train" in caplog.text
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])
