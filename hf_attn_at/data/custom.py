@@ -248,6 +248,14 @@ def _resolve_columns(
 
 
 _INT = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def text_kind(text: str) -> str:
+    """The kind of a label written as text (a csv/tsv cell): `int` for an integer in decimal (`"1"`, `"007"`),
+    `float` for another decimal number (`"1.0"`, `"2.5"`, `"1e3"`), else `str`."""
+    text = text.strip()
+    return "int" if _INT.fullmatch(text) else "float" if _DECIMAL.fullmatch(text) else "str"
 
 
 def _label_name(value: Any, kind: str) -> str:
@@ -264,8 +272,8 @@ def _label_names(splits: Mapping[str, datasets.Dataset], label_column: str) -> t
     for split, ds in splits.items():
         for row, value in enumerate(ds["label"]):
             kind = _kind(value)
-            if kind == "str" and _INT.fullmatch(value.strip()):
-                kind = "int"  # csv / tsv cells are strings
+            if kind == "str":
+                kind = text_kind(value)  # csv / tsv cells are strings: "1" is a class id, "1.0" a float
             if kind not in ("int", "str"):
                 raise ValueError(f"{split} row {row}: label {value!r} in column {label_column!r} is a {kind}; "
                                  "labels must be strings or integers (class ids)")

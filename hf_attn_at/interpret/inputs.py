@@ -49,7 +49,10 @@ def _label_key(value: Any) -> str | None:
     if isinstance(value, (int, float)):
         return str(int(value)) if float(value).is_integer() else None
     if isinstance(value, str):
-        return str(int(value)) if _INT.fullmatch(value.strip()) else value
+        from ..data.custom import text_kind
+
+        kind = text_kind(value)  # a csv cell: "1", "01" and "1.0" are 1
+        return value if kind == "str" else _label_key(int(value) if kind == "int" else float(value))
     return None
 
 

@@ -15,7 +15,7 @@ from testing_utils import SHARED_DATA, require_shared_data
 
 from hf_attn_at.arguments import DataArguments
 from hf_attn_at.data import load_custom, prepare_dataset
-from hf_attn_at.data.custom import read_file
+from hf_attn_at.data.custom import read_file, text_kind
 
 SST = SHARED_DATA / "sst" / "sst_dataset.csv"
 SNLI = SHARED_DATA / "snli" / "dev.tsv"
@@ -264,6 +264,15 @@ def test_csv_column_of_numbers_is_read_as_text(tmp_path, suffix):
     assert dsd["validation"]["text"] == texts
     assert dsd["train"].features["text"] == datasets.Value("string")
     assert dsd["train"].features["label"].names == ["1", "2"]  # integer labels are still class ids
+
+
+def test_csv_decimal_labels_are_floats_as_in_json(tmp_path):
+    """A csv cell "1.0" is a float label (refused, as a JSON 1.0 is), not a class named "1.0"."""
+    path = write_csv(tmp_path / "d.csv", [{"sentence": f"text {i}", "label": f"{i % 2}.0"} for i in range(10)])
+    with pytest.raises(ValueError, match=re.escape("train row 0: label '0.0' in column 'label' is a float")):
+        load_custom(train_file=path)
+    assert [text_kind(t) for t in ("1", " -07 ", "1.0", ".5", "1e3", "nan", "inf", "1.0.0", "pos")] == \
+        ["int", "int", "float", "float", "float", "str", "str", "str", "str"]
 
 
 def test_parquet_text_column_of_numbers_is_refused(tmp_path):

@@ -66,7 +66,7 @@ def test_integer_class_names_never_read_as_ids():
     with pytest.raises(ValueError, match=r"labels \[0\] are not classes of m: labels must be its class names "
                                          r"\['1', '2'\] \(ids are not accepted"):
         _label_ids([0, 1, 1, 0], config, "m")
-    assert _label_ids([1, "2", "01", 2.0], config, "m") == [0, 1, 0, 1]
+    assert _label_ids([1, "2", "01", 2.0, "1.0", " 2 "], config, "m") == [0, 1, 0, 1, 0, 1]  # "1.0": a csv cell
 
 
 def test_ids_accepted_when_class_names_are_not_integers():
