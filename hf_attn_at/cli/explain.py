@@ -8,8 +8,9 @@
     hf-attn-at explain --model_name_or_path runs/reviews/vanilla runs/reviews/iat \\
         --test_file reviews_test.jsonl --text_column body --label_column stars --output_dir reports/reviews
 
-BiLSTM-attention models get `metrics.json`, `report.html` and figures; Transformers encoders (BERT, RoBERTa, MiniLM,
-...) get `metrics.json` with the agreement of their last-layer and rollout attention with gradient importance.
+The report folder holds `metrics.json`, `report.html` and figures. A BiLSTM-attention model is one row of the report;
+a Transformers encoder (BERT, RoBERTa, MiniLM, ...) two: its `[CLS]` attention of the last layer (`MODEL · last_layer`)
+and attention rollout (`MODEL · rollout`), each against gradient importance.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class ModelsArguments:
             )
 
 
+MAX_TOKENS = 5000
+
+
 @dataclass
 class ExplainArguments:
     """What `explain` compares and shows."""
@@ -76,8 +80,9 @@ class ExplainArguments:
     )
     num_examples: int = field(default=4, metadata={"help": "Examples shown in the report (>= 0)."})
     max_tokens: int = field(
-        default=5000, metadata={"help": "Texts (each text of a pair) longer than this are explained on their first "
-                                        "N tokens, with a warning; recorded in metrics.json (BiLSTM models)."}
+        default=MAX_TOKENS, metadata={"help": "Texts (each text of a pair) longer than this are explained on their "
+                                              "first N tokens, with a warning; recorded in metrics.json (BiLSTM "
+                                              "models)."}
     )
     epsilon_runs: str | None = field(
         default=None, metadata={"help": "A json list of {method, epsilon, accuracy, pearson} for the ε figure."}
@@ -101,8 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from ..interpret.evaluate import explain_model
     from ..interpret.inputs import load_models_and_data, model_labels, read_epsilon_runs
-    from ..interpret.report import write_report, write_transformer_metrics
-    from ..interpret.transformer import ATTENTION_KINDS, explain_transformer_dataset
+    from ..interpret.report import write_report
+    from ..interpret.transformer import explain_transformer_examples
 
     models_args, data_args, args, _ = parse(make_parser(), argv or [], RENAMED)
     labels = model_labels(models_args.model_name_or_path, models_args.labels)
@@ -115,31 +120,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ValueError(f"explain compares BiLSTM-attention models or Transformers encoders, not both: "
                          f"BiLSTM {[k for k, v in kinds.items() if v]}, others {[k for k, v in kinds.items() if not v]}")
 
-    if not all(kinds.values()):
-        if epsilon_runs is not None:
-            raise ValueError("--epsilon_runs draws a BiLSTM report's figure; Transformers encoders get metrics.json only")
-        results = {label: explain_transformer_dataset(model, tokenizer, dataset, batch_size=models_args.batch_size)
-                   for label, (model, tokenizer, dataset) in inputs.items()}
-        print(f"{'model':<16}{'attention':<14}{'pearson':>18}{'kendall':>18}")
-        for label, result in results.items():
-            for kind in ATTENTION_KINDS:
-                p, k = result[kind]["pearson_summary"], result[kind]["kendall_summary"]
-                print(f"{label:<16}{kind:<14}{p['mean']:>10.4f} ± {p['std']:.3f}{k['mean']:>10.4f} ± {k['std']:.3f}")
-        print(f"metrics: {write_transformer_metrics(results, models_args.output_dir, data=data, models=models)}")
-        return 0
-
-    runs = {
-        label: explain_model(model, tokenizer, dataset, batch_size=models_args.batch_size, methods=args.methods,
-                             max_tokens=args.max_tokens)
-        for label, (model, tokenizer, dataset) in inputs.items()
-    }
+    if all(kinds.values()):
+        runs = {
+            label: explain_model(model, tokenizer, dataset, batch_size=models_args.batch_size, methods=args.methods,
+                                 max_tokens=args.max_tokens)
+            for label, (model, tokenizer, dataset) in inputs.items()
+        }
+    else:  # Transformers encoders: a report row per model and attention kind (last layer, rollout)
+        for flag, value, default in (("--methods", " ".join(args.methods), "gradient"),
+                                     ("--epsilon_runs", args.epsilon_runs, None),
+                                     ("--max_tokens", args.max_tokens, MAX_TOKENS)):
+            if value != default:
+                raise ValueError(f"{flag} {value} applies to BiLSTM-attention models; Transformers encoders are "
+                                 f"explained with gradient importance over whole examples: drop {flag}")
+        runs, infos = {}, {}
+        for label, (model, tokenizer, dataset) in inputs.items():
+            explained = explain_transformer_examples(model, tokenizer, dataset, batch_size=models_args.batch_size)
+            for kind, explanation in explained.items():
+                runs[f"{label} · {kind}"], infos[f"{label} · {kind}"] = explanation, models[label]
+        models = infos
     report = write_report(runs, models_args.output_dir, epsilon_runs=epsilon_runs, num_examples=args.num_examples,
                           select=args.select, seed=data_args.seed, data=data, models=models)
-    print(f"{'model':<16}{'method':<22}{'accuracy':>10}{'pearson':>18}{'kendall':>18}")
+    width = max(16, *(len(label) + 2 for label in runs))
+    print(f"{'model':<{width}}{'method':<22}{'accuracy':>10}{'pearson':>18}{'kendall':>18}")
     for label, result in runs.items():
         s = result["summary"]
         for method in args.methods:
-            print(f"{label:<16}{method:<22}{s['accuracy']:>10.4f}"
+            print(f"{label:<{width}}{method:<22}{s['accuracy']:>10.4f}"
                   f"{s[f'{method}_pearson_mean']:>10.4f} ± {s[f'{method}_pearson_std']:.3f}"
                   f"{s[f'{method}_kendall_mean']:>10.4f} ± {s[f'{method}_kendall_std']:.3f}")
     print(f"report: {report}")

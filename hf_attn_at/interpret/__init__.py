@@ -20,6 +20,7 @@ from .transformer import (
     attention_rollout,
     explain_transformer,
     explain_transformer_dataset,
+    explain_transformer_examples,
     transformer_attention,
     transformer_gradient_importance,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "explain_model",
     "explain_transformer",
     "explain_transformer_dataset",
+    "explain_transformer_examples",
     "gradient_importance",
     "integrated_gradients_attributions",
     "integrated_gradients_importance",

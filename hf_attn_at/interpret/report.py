@@ -352,29 +352,3 @@ def write_report(
     report.write_text(page, encoding="utf-8")
     logger.info("wrote %s with %d figures and %d examples", report, len(figures), len(indices))
     return report
-
-
-def write_transformer_metrics(
-    results: Mapping[str, dict], output_dir: str | Path, data: Mapping | None = None,
-    models: Mapping[str, Mapping] | None = None,
-) -> Path:
-    """Write `metrics.json` for Transformers encoders' [`explain_transformer`] results (no page: their attention is
-    per layer and head, not one vector the page could draw).
-
-    Args:
-        results: model label -> `explain_transformer` result.
-        output_dir: created if missing.
-        data, models: as in `write_report`.
-
-    Returns:
-        The path of `metrics.json`: per model its `model` facts, `num_examples`, and per attention kind
-        (`last_layer`, `rollout`) the `pearson_summary`, `kendall_summary` and per-example `pearson`, `kendall`.
-    """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    metrics = {"data": dict(data or {}), "models": {
-        label: {"model": {k: v for k, v in (models or {}).get(label, {}).items() if k != "id2label"}, **result}
-        for label, result in results.items()}}
-    path = output_dir / "metrics.json"
-    path.write_text(json.dumps(json_safe(metrics), indent=2) + "\n", encoding="utf-8")
-    return path

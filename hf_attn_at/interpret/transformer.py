@@ -15,14 +15,16 @@ importance normalised to sum to 1 there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .agreement import attention_agreement
+from .evaluate import Explanation
 from .importance import normalize_importance
 
 ATTENTION_KINDS = ("last_layer", "rollout")
@@ -81,6 +83,11 @@ def transformer_attention(model: nn.Module, batch: Mapping[str, torch.Tensor], k
     inputs = _inputs(model, batch)
     with torch.no_grad(), _attention_weights_returned(model):
         attentions = model(**inputs, output_attentions=True).attentions
+    return _first_token_attention(attentions, kind)
+
+
+def _first_token_attention(attentions: Sequence[torch.Tensor], kind: str) -> torch.Tensor:
+    """Row 0 `(batch_size, sequence_length)` of the last layer's head mean or of the rollout of `attentions`."""
     if kind == "last_layer":
         return attentions[-1].mean(1)[:, 0]
     return attention_rollout(attentions)[:, 0]
@@ -118,19 +125,67 @@ def explain_transformer(
 
     Returns a dict with `last_layer` and `rollout` (each [`attention_agreement`]'s dict) and `num_examples`.
     """
-    special_ids = list(special_ids)
-    rows: dict[str, list[np.ndarray]] = {kind: [] for kind in (*ATTENTION_KINDS, "importance")}
-    for batch in batches:
-        inputs = _inputs(model, batch)
-        mask = scored_tokens(inputs["input_ids"], inputs["attention_mask"], special_ids).cpu().numpy()
-        values = {kind: transformer_attention(model, inputs, kind) for kind in ATTENTION_KINDS}
-        values["importance"] = transformer_gradient_importance(model, inputs, special_ids)
-        for kind, tensor in values.items():
-            array = tensor.float().cpu().numpy()
-            rows[kind].extend(row[keep] for row, keep in zip(array, mask, strict=True))
+    rows = _scored_rows(model, batches, special_ids)
     result = {kind: attention_agreement(rows[kind], rows["importance"]) for kind in ATTENTION_KINDS}
     result["num_examples"] = len(rows["importance"])
     return result
+
+
+def _scored_rows(
+    model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]], special_ids: Iterable[int]
+) -> dict[str, list]:
+    """Per example, over its scored tokens (`scored_tokens`): `input_ids`, each attention kind and `importance`
+    (arrays of shape `(n_i,)`), and `predictions` (the predicted class)."""
+    special_ids = list(special_ids)
+    rows: dict[str, list] = {kind: [] for kind in ("input_ids", *ATTENTION_KINDS, "importance", "predictions")}
+    for batch in batches:
+        inputs = _inputs(model, batch)
+        mask = scored_tokens(inputs["input_ids"], inputs["attention_mask"], special_ids).cpu().numpy()
+        with torch.no_grad(), _attention_weights_returned(model):
+            outputs = model(**inputs, output_attentions=True)
+        values = {"input_ids": inputs["input_ids"], "importance": transformer_gradient_importance(model, inputs, special_ids),
+                  **{kind: _first_token_attention(outputs.attentions, kind) for kind in ATTENTION_KINDS}}
+        for kind, tensor in values.items():
+            array = tensor.cpu().numpy() if kind == "input_ids" else tensor.float().cpu().numpy()
+            rows[kind].extend(row[keep] for row, keep in zip(array, mask, strict=True))
+        rows["predictions"].extend(outputs.logits.argmax(-1).tolist())
+    return rows
+
+
+def explain_transformer_examples(
+    model: nn.Module, tokenizer, dataset: Mapping[str, list], batch_size: int = 64, label_column: str = "label"
+) -> dict[str, Explanation]:
+    """Per attention kind (`last_layer`, `rollout`), an [`Explanation`] of every example of `dataset`, as
+    `explain_model` gives for a BiLSTM model: the scored tokens, that attention, the `gradient` importance, the
+    predictions, the labels and their agreement (the heat maps of `hf-attn-at explain`'s `report.html`).
+
+    Args:
+        model, tokenizer, dataset, batch_size: as in [`explain_transformer_dataset`].
+        label_column: the gold-label column (optional: accuracy is nan and labels -1 without it).
+
+    Returns:
+        `{kind: Explanation}`; `summary` holds `accuracy`, `num_examples` and the mean/std/number of nan of
+        `gradient_pearson` and `gradient_kendall`.
+    """
+    rows = _scored_rows(model, _padded_batches(model, tokenizer, dataset, batch_size), tokenizer.all_special_ids)
+    num_examples = len(rows["predictions"])
+    predictions = np.asarray(rows["predictions"], dtype=np.int64).reshape(num_examples)
+    labels = np.asarray(dataset.get(label_column, [-1] * num_examples), dtype=np.int64).reshape(num_examples)
+    labelled = labels >= 0
+    accuracy = float((predictions[labelled] == labels[labelled]).mean()) if labelled.any() else float("nan")
+    tokens = [tokenizer.convert_ids_to_tokens(ids.tolist()) for ids in rows["input_ids"]]
+    explanations = {}
+    for kind in ATTENTION_KINDS:
+        agreement = {"gradient": attention_agreement(rows[kind], rows["importance"])}
+        summary: dict[str, Any] = {"accuracy": accuracy, "num_examples": num_examples}
+        for measure in ("pearson", "kendall"):
+            stats = agreement["gradient"][f"{measure}_summary"]
+            summary.update({f"gradient_{measure}_{key}": stats[key] for key in ("mean", "std", "num_nan")})
+        explanations[kind] = Explanation(
+            tokens=tokens, attention=rows[kind], importance={"gradient": rows["importance"]}, predictions=predictions,
+            labels=labels, agreement=agreement, summary=summary,
+        )
+    return explanations
 
 
 def explain_transformer_dataset(model: nn.Module, tokenizer, dataset: Mapping[str, list], batch_size: int = 64) -> dict:
@@ -145,6 +200,14 @@ def explain_transformer_dataset(model: nn.Module, tokenizer, dataset: Mapping[st
     Returns [`explain_transformer`]'s dict. A `ValueError` names the examples longer than the model accepts
     (`tokenizer.model_max_length`) rather than cutting them.
     """
+    return explain_transformer(model, _padded_batches(model, tokenizer, dataset, batch_size), tokenizer.all_special_ids)
+
+
+def _padded_batches(
+    model: nn.Module, tokenizer, dataset: Mapping[str, list], batch_size: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """`dataset`'s examples in order, `batch_size` at a time, padded by `tokenizer`; `model` is put in eval mode.
+    `ValueError` (before any batch) for a bad `batch_size` and for examples longer than the model accepts."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     columns = [c for c in ("input_ids", "token_type_ids") if c in dataset]
@@ -160,7 +223,7 @@ def explain_transformer_dataset(model: nn.Module, tokenizer, dataset: Mapping[st
             rows = [{c: dataset[c][i] for c in columns} for i in range(start, min(start + batch_size, len(lengths)))]
             yield tokenizer.pad(rows, return_tensors="pt")
 
-    return explain_transformer(model, batches(), tokenizer.all_special_ids)
+    return batches()
 
 
 __all__ = [
@@ -168,6 +231,7 @@ __all__ = [
     "attention_rollout",
     "explain_transformer",
     "explain_transformer_dataset",
+    "explain_transformer_examples",
     "scored_tokens",
     "transformer_attention",
     "transformer_gradient_importance",

@@ -400,16 +400,26 @@ def test_explain_verb_on_minilm_matches_explain_transformer(tmp_path, capsys):
     code = main(["explain", "--model_name_or_path", str(tmp_path / "minilm"), "--test_file", str(tmp_path / "test.csv"),
                  "--batch_size", "3", "--output_dir", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
-    assert "rollout" in capsys.readouterr().out
-    result = json.loads((tmp_path / "out" / "metrics.json").read_text())["models"]["minilm"]
-    assert result["num_examples"] == 4 and result["model"]["path"] == str(tmp_path / "minilm")
-    for i, text in enumerate(texts):  # padded batches of 3 give what each example gives alone
-        alone = explain_transformer(model, [dict(tokenizer([text], return_tensors="pt"))], tokenizer.all_special_ids)
-        for kind in ("last_layer", "rollout"):
-            for measure in ("pearson", "kendall"):
-                expected = alone[kind][measure][0]
-                got = result[kind][measure][i]
-                assert (got is None and np.isnan(expected)) or got == pytest.approx(expected, abs=1e-4)
+    assert "minilm · rollout" in capsys.readouterr().out
+    models = json.loads((tmp_path / "out" / "metrics.json").read_text())["models"]
+    assert list(models) == ["minilm · last_layer", "minilm · rollout"]
+    alone = [explain_transformer(model, [dict(tokenizer([text], return_tensors="pt"))], tokenizer.all_special_ids)
+             for text in texts]
+    predictions = [int(model(**tokenizer([text], return_tensors="pt")).logits.argmax(-1)) for text in texts]
+    for kind in ("last_layer", "rollout"):  # padded batches of 3 give what each example gives alone
+        result = models[f"minilm · {kind}"]
+        assert result["model"]["path"] == str(tmp_path / "minilm") and result["summary"]["num_examples"] == 4
+        assert result["summary"]["accuracy"] == np.mean([p == i % 2 for i, p in enumerate(predictions)])
+        for measure in ("pearson", "kendall"):
+            expected = np.nanmean([each[kind][measure][0] for each in alone])
+            assert result["summary"][f"gradient_{measure}_mean"] == pytest.approx(expected, abs=1e-4)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "minilm · rollout: attention" in page and "minilm · last_layer: gradient" in page
+    # Flags that only BiLSTM models read are refused, not ignored.
+    for flag in (["--methods", "gradient", "leave_one_out"], ["--max_tokens", "64"]):
+        assert main(["explain", "--model_name_or_path", str(tmp_path / "minilm"), "--test_file",
+                     str(tmp_path / "test.csv"), "--output_dir", str(tmp_path / "refused"), *flag]) == 2
+        assert f"{flag[0]} {' '.join(flag[1:])} applies to BiLSTM-attention models" in capsys.readouterr().err
     # One call compares models of one kind: a BiLSTM next to MiniLM is refused in one line, before explaining.
     from hf_attn_at import build_word_tokenizer
 

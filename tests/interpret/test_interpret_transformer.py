@@ -1,12 +1,14 @@
 """Attention (last layer, rollout) and gradient importance of Transformers encoders, and their agreement."""
 
+import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig
+from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizerFast
 
 from hf_attn_at.interpret import (
     attention_rollout,
     explain_transformer,
+    explain_transformer_examples,
     transformer_attention,
     transformer_gradient_importance,
 )
@@ -76,6 +78,45 @@ def test_explain_transformer_reports_both_attentions():
     for kind in ("last_layer", "rollout"):
         assert result[kind]["pearson"].shape == (6,)
         assert -1 <= result[kind]["pearson_summary"]["mean"] <= 1
+
+
+def tiny_tokenizer(tmp_path):
+    vocab = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]", *(f"w{i}" for i in range(5, 99))]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    return BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"), model_max_length=16)
+
+
+def test_examples_per_attention_kind_match_each_example_alone(tmp_path):
+    """Padded batches of 2 give, per example and kind, what the unpadded example gives alone: its scored tokens,
+    attention, gradient importance, prediction and agreement; accuracy counts the labelled examples."""
+    model, batch, tokenizer = tiny_bert(), make_batch(), tiny_tokenizer(tmp_path)
+    assert sorted(tokenizer.all_special_ids) == SPECIAL_IDS + [3, 4]  # [UNK], [MASK]: no example uses them
+    lengths = batch["attention_mask"].sum(-1).tolist()
+    ids = [batch["input_ids"][row, :n].tolist() for row, n in enumerate(lengths)]
+    labels = [1, -1, 0]  # the second example unlabelled
+    explained = explain_transformer_examples(model, tokenizer, {"input_ids": ids, "label": labels}, batch_size=2)
+    assert set(explained) == {"last_layer", "rollout"}
+    for row, example in enumerate(ids):
+        alone = {"input_ids": torch.tensor([example]), "attention_mask": torch.ones(1, len(example), dtype=torch.long)}
+        scored = torch.tensor(example) > 4
+        importance = transformer_gradient_importance(model, alone, SPECIAL_IDS)[0][scored].numpy()
+        prediction = int(model(**alone).logits.argmax(-1))
+        for kind, explanation in explained.items():
+            assert explanation.tokens[row] == tokenizer.convert_ids_to_tokens(torch.tensor(example)[scored].tolist())
+            expected = transformer_attention(model, alone, kind)[0][scored].numpy()
+            np.testing.assert_allclose(explanation.attention[row], expected, atol=1e-5)
+            np.testing.assert_allclose(explanation.importance["gradient"][row], importance, atol=1e-5)
+            assert explanation.predictions[row] == prediction and explanation.labels[row] == labels[row]
+            r = explain_transformer(model, [alone], SPECIAL_IDS)[kind]["pearson"][0]
+            assert explanation.agreement["gradient"]["pearson"][row] == pytest.approx(r, abs=1e-4)
+    predictions = explained["rollout"].predictions
+    accuracy = np.mean([predictions[0] == 1, predictions[2] == 0])
+    for explanation in explained.values():
+        assert explanation.summary["accuracy"] == accuracy and explanation.summary["num_examples"] == 3
+        assert explanation.summary["gradient_pearson_mean"] == pytest.approx(
+            np.nanmean(explanation.agreement["gradient"]["pearson"]))
+    with pytest.raises(ValueError, match="longer than the 16 tokens"):
+        explain_transformer_examples(model, tokenizer, {"input_ids": [[1, *range(5, 25), 2]]})
 
 
 def test_training_mode_and_bad_kind_are_rejected():
