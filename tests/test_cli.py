@@ -100,6 +100,21 @@ def test_log_level_sets_the_package_loggers(tmp_path, log_level, shows_info):
     assert ("INFO hf_attn_at.data.processing: sst: vocabulary of" in done.stderr) == shows_info, done.stderr[-2000:]
 
 
+@require_shared_data("sst", "sst_dataset.csv")
+def test_prepare_refuses_a_non_empty_folder(tmp_path, capsys):
+    """A trained run's folder is not replaced by `prepare`'s tokenizer (its model would read other words)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "tokenizer.json").write_text("{}")
+    argv = ["prepare", "--task_name", "sst", *LOCAL, "--max_train_samples", "20", "--output_dir", str(run)]
+    assert main(argv) == 2
+    assert f"--output_dir {run} is not empty (tokenizer.json): give a new folder, or --overwrite_output_dir to " \
+           "replace its dataset and tokenizer files" in capsys.readouterr().err
+    assert (run / "tokenizer.json").read_text() == "{}"
+    assert main([*argv, "--overwrite_output_dir"]) == 0
+    assert (run / "dataset_dict.json").is_file() and (run / "tokenizer.json").read_text() != "{}"
+
+
 def test_log_level_sets_transformers_verbosity(tmp_path, capsys):
     import transformers
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import HfArgumentParser
 from transformers.training_args import trainer_log_levels
@@ -96,6 +97,21 @@ class EvaluationDataArguments:
         if self.task_name is not None:
             return f"{self.task_name} ({self.data_source})"
         return self.test_file or self.prepared_dir
+
+
+def check_output_dir(output_dir: str, overwrite: bool, replaced: str) -> None:
+    """`ValueError` in one line when `output_dir` is a file, or a non-empty folder without `overwrite`
+    (`--overwrite_output_dir`), whose files the verb would replace (`replaced` says which, for the message)."""
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--output_dir {output_dir} is a file: give a folder")
+    present = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+    if present and not overwrite:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise ValueError(
+            f"--output_dir {output_dir} is not empty ({shown}): give a new folder, or --overwrite_output_dir "
+            f"to replace {replaced}"
+        )
 
 
 class CommandParser(HfArgumentParser):

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..interpret.importance import IMPORTANCE_METHODS
 from ..interpret.report import SELECTIONS
-from .common import CommandParser, EvaluationDataArguments, LoggingArguments, parse
+from .common import CommandParser, EvaluationDataArguments, LoggingArguments, check_output_dir, parse
 
 # Flags of earlier versions -> what to use now.
 RENAMED = {
@@ -48,16 +47,7 @@ class ModelsArguments:
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
-        folder = Path(self.output_dir)
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"--output_dir {self.output_dir} is a file: give a folder")
-        present = sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
-        if present and not self.overwrite_output_dir:
-            shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
-            raise ValueError(
-                f"--output_dir {self.output_dir} is not empty ({shown}): give a new folder, or --overwrite_output_dir "
-                "to replace its report"
-            )
+        check_output_dir(self.output_dir, self.overwrite_output_dir, "its report")
 
 
 MAX_TOKENS = 5000

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..arguments import DataArguments
-from .common import CommandParser, LoggingArguments, parse
+from .common import CommandParser, LoggingArguments, check_output_dir, parse
 
 # Flags of the former `python -m hf_attn_at.data prepare` -> what to use now.
 RENAMED = {
@@ -32,6 +32,13 @@ class PrepareArguments:
         default=42, metadata={"help": "As `train`'s --seed: seeds the validation split carved from --train_file "
                                       "and the --max_train_samples sample."}
     )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Write into a non-empty --output_dir (its dataset and tokenizer files are "
+                                         "replaced)."}
+    )
+
+    def __post_init__(self):
+        check_output_dir(self.output_dir, self.overwrite_output_dir, "its dataset and tokenizer files")
 
 
 def make_parser() -> CommandParser:

@@ -184,6 +184,7 @@ def load_models_and_data(
             raise FileNotFoundError(f"--prepared_dir {path}: no such folder; expected the --output_dir of "
                                     "`hf-attn-at prepare`")
         tokenized, num_rows, rows = _load_tokenized(path, data.split, data.max_test_samples, data.seed)
+        prepared_tokenizer = _prepared_tokenizer(path)
     else:
         if data.test_file is not None and not Path(data.test_file).exists():
             raise FileNotFoundError(f"--test_file {data.test_file}: no such file; expected a data file "
@@ -195,6 +196,8 @@ def load_models_and_data(
         tokenizer, model = _load_model(model_dir)
         models[label] = model_info(model_dir, model.config)
         dataset = tokenized
+        if tokenized is not None:
+            _check_prepared(path, tokenized, prepared_tokenizer, tokenizer, model.config, model_dir)
         if raw is not None:
             encoded = tokenizer(raw["text"], raw.get("text_pair"))
             dataset = {"input_ids": encoded["input_ids"], "label": _label_ids(raw["label"], model.config, model_dir)}
@@ -204,6 +207,32 @@ def load_models_and_data(
                 dataset["candidate_mask"] = raw["candidate_mask"]
         inputs[label] = model, tokenizer, dataset
     return inputs, models, num_rows, rows
+
+
+def _prepared_tokenizer(path: Path):
+    """The tokenizer `prepare` saved with the dataset in `path` (its ids are only meaningful with it)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--prepared_dir {path} has no tokenizer `hf-attn-at prepare` saved (tokenizer.json, "
+                         f"tokenizer_config.json): its token ids cannot be checked against the models' vocabulary; "
+                         f"give the texts instead (--test_file or --task_name)") from err
+
+
+def _check_prepared(path: Path, dataset: Any, prepared_tokenizer: Any, tokenizer: Any, config: Any, model_dir: str) -> None:
+    """`ValueError` unless the prepared ids and labels mean for the model what they meant when prepared: the same
+    vocabulary (token -> id) and, when the dataset names its classes, the same class names in the same order."""
+    if prepared_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(f"--prepared_dir {path} was tokenized with another vocabulary ({len(prepared_tokenizer)} "
+                         f"tokens) than {model_dir} ({len(tokenizer)} tokens): its ids would be other words for that "
+                         f"model; give the texts instead (--test_file or --task_name), which each model tokenizes")
+    names = getattr(dataset.features.get("label"), "names", None)
+    classes = [str(config.id2label[i]) for i in range(config.num_labels)]
+    if names is not None and list(names) != classes:
+        raise ValueError(f"--prepared_dir {path} labels its classes {list(names)}, but {model_dir} predicts "
+                         f"{classes}: its label ids would be other classes for that model")
 
 
 def read_epsilon_runs(path: str) -> list[dict[str, Any]]:

@@ -146,9 +146,42 @@ def test_explain_model_on_tokenized_dataset_from_disk(sst_model_dir, tmp_path):
     # Batched, length-sorted results equal one example at a time.
     alone = explain_model(model, tokenizer, data.select([2]), batch_size=1, show_progress=False)
     np.testing.assert_allclose(result["importance"]["gradient"][2], alone["importance"]["gradient"][0], rtol=1e-4)
+    tokenizer.save_pretrained(tmp_path / "data")  # what `prepare` saves next to the ids
     assert main(["explain", "--model_name_or_path", str(sst_model_dir), "--prepared_dir", str(tmp_path / "data"),
                  "--output_dir", str(tmp_path / "out"), "--num_examples", "1", "--max_test_samples", "2"]) == 0
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+@require_shared_data("sst", "sst_dataset.csv")
+def test_prepared_ids_of_another_vocabulary_or_classes_are_refused(sst_model_dir, tmp_path, capsys):
+    """Prepared ids are only read by a model with the vocabulary (and class names) they were prepared with."""
+    from datasets import ClassLabel, Dataset, DatasetDict
+
+    from hf_attn_at import build_word_tokenizer
+
+    texts = ["a gorgeous , witty film .", "dull", "the acting is bad but the story is great"]
+    other = build_word_tokenizer(texts)  # a 2nd vocabulary: its ids are in the model's range, other words
+    model = BiLSTMAttentionForSequenceClassification.from_pretrained(sst_model_dir)
+    classes = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    cases = {
+        "other_vocabulary": (other, Dataset.from_dict({"label": [1, 0, 1], **other(texts)}),
+                             "was tokenized with another vocabulary"),
+        "no_tokenizer": (None, Dataset.from_dict({"label": [1, 0, 1], **other(texts)}), "has no tokenizer"),
+        "other_classes": (AutoTokenizer.from_pretrained(sst_model_dir), None, f"but {sst_model_dir} predicts"),
+    }
+    for name, (tokenizer, data, message) in cases.items():
+        if data is None:
+            data = Dataset.from_dict({"label": [1, 0, 1], **tokenizer(texts)}).cast_column(
+                "label", ClassLabel(names=classes[::-1]))
+        DatasetDict({"test": data}).save_to_disk(tmp_path / name)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp_path / name)
+        capsys.readouterr()
+        assert main(["explain", "--model_name_or_path", str(sst_model_dir), "--prepared_dir", str(tmp_path / name),
+                     "--output_dir", str(tmp_path / f"out_{name}")]) == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert message in error and str(tmp_path / name) in error, error
+        assert not (tmp_path / f"out_{name}").exists()
 
 
 def test_module_help_runs_without_matplotlib_or_captum_imported():
