@@ -220,7 +220,8 @@ def find_resume_checkpoint(
 
     The checkpoint's stored settings must match `settings` and its files must be readable (`ValueError` naming
     the differing settings or the unreadable file otherwise). Incomplete checkpoints are skipped with a warning
-    (and removed by the main process).
+    (and removed by the main process). A checkpoint without optimizer state (`save_only_model`) cannot continue
+    the run as it was: `ValueError`, unless it is given as `--resume_from_checkpoint` (then a warning).
     """
     if training_args.resume_from_checkpoint:
         checkpoint = Path(training_args.resume_from_checkpoint)
@@ -238,6 +239,14 @@ def find_resume_checkpoint(
             return None
     check_settings(checkpoint, read_settings(checkpoint), settings)
     verify_checkpoint(checkpoint)
+    if not any(path.name.startswith("optimizer") for path in checkpoint.iterdir()):  # saved with save_only_model
+        weights_only = (f"{checkpoint} holds the weights only (saved with --save_only_model): resuming from it "
+                        "restarts the optimizer, the learning-rate schedule and the random state")
+        if not training_args.resume_from_checkpoint:
+            raise ValueError(f"{weights_only}, which is not the run these settings describe; pass "
+                             f"--overwrite_output_dir to train afresh, or --resume_from_checkpoint {checkpoint} to "
+                             "continue from its weights anyway")
+        logger.warning("%s (asked for with --resume_from_checkpoint)", weights_only)
     logger.info("resuming from %s", checkpoint)
     return str(checkpoint)
 

@@ -122,6 +122,29 @@ def test_a_rerun_with_other_settings_is_refused(run_copy, capsys, extra, differe
     assert (run_copy / "results.json").read_text() == results
 
 
+def test_a_weights_only_checkpoint_is_not_resumed_silently(tmp_path, capsys, caplog):
+    """`--save_only_model` checkpoints lack the optimizer, schedule and RNG state: resuming from one would restart
+    them (another run under the same settings), so only an explicit `--resume_from_checkpoint` continues."""
+    import shutil
+
+    run = tmp_path / "run"
+    assert main(train_argv(run, "--save_only_model", "true")) == 0
+    assert not (run / "checkpoint-2" / "optimizer.pt").exists()
+    shutil.rmtree(run / "checkpoint-4")  # killed after checkpoint 2
+    (run / "results.json").unlink()
+    capsys.readouterr()
+    assert main(train_argv(run, "--save_only_model", "true")) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{run / 'checkpoint-2'} holds the weights only (saved with --save_only_model)" in error
+    assert "--overwrite_output_dir" in error and f"--resume_from_checkpoint {run / 'checkpoint-2'}" in error
+    assert not (run / "results.json").exists()
+    with caplog.at_level(logging.WARNING, logger="hf_attn_at"):
+        assert main(train_argv(run, "--save_only_model", "true", "--resume_from_checkpoint",
+                               str(run / "checkpoint-2"))) == 0
+    assert "restarts the optimizer, the learning-rate schedule and the random state" in caplog.text
+    assert (run / "results.json").is_file()
+
+
 def test_a_rerun_on_changed_data_is_refused(tmp_path, capsys):
     """Same flags, same file name and size, other content: the data fingerprint differs."""
     rows = ["text,label"] + [f"{'good' if i % 2 else 'bad'} movie number {i % 7},{i % 2}" for i in range(60)]
