@@ -16,6 +16,8 @@ from .models.bilstm_attention.configuration_bilstm_attention import ATTENTION_TY
 from .word_vectors import word_vectors_dim
 
 DEFAULT_EMBEDDING_SIZE = 300  # Jain & Wallace's E without pretrained vectors
+# A new model's other sizes (docs/METHODS.md#models).
+_MODEL_DEFAULTS = {"hidden_size": 128, "attention_hidden_size": 128, "attention_type": "additive", "dropout": 0.0}
 
 # A name that becomes one file or folder name (a task label, a method): never empty, absolute, `.`/`..` or hidden.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -47,12 +49,21 @@ class ModelArguments:
     embedding_size: int | None = field(
         default=None, metadata={"help": "Word embedding size E (default: the --word_vectors' dimension, else 300)."}
     )
-    hidden_size: int = field(default=128, metadata={"help": "LSTM hidden size H per direction."})
-    attention_hidden_size: int = field(default=128, metadata={"help": "Additive attention hidden size."})
-    attention_type: str = field(
-        default="additive", metadata={"help": "Attention scorer.", "choices": list(ATTENTION_TYPES)}
+    hidden_size: int | None = field(
+        default=None, metadata={"help": "LSTM hidden size H per direction (default 128; a saved model's own)."}
     )
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on embeddings and pooled states."})
+    attention_hidden_size: int | None = field(
+        default=None, metadata={"help": "Additive attention hidden size (default 128; a saved model's own)."}
+    )
+    attention_type: str | None = field(
+        default=None,
+        metadata={"help": "Attention scorer (default additive; a saved model's own).", "choices": list(ATTENTION_TYPES)},
+    )
+    dropout: float | None = field(
+        default=None,
+        metadata={"help": "Dropout on embeddings and pooled states (default 0; a saved model's own, which this "
+                          "replaces when given)."},
+    )
     word_vectors: str | None = field(
         default=None,
         metadata={"help": "Initialise the embeddings from pretrained vectors: a built-in set (glove-6b-50d, needs "
@@ -63,6 +74,12 @@ class ModelArguments:
         if self.word_vectors is not None and self.model_name_or_path is not None:
             raise ValueError("--word_vectors initialises a new model's embeddings: it cannot be combined with "
                              f"--model_name_or_path {self.model_name_or_path}")
+        if self.model_name_or_path is not None:
+            self._take_saved_sizes()
+            return
+        for name, default in _MODEL_DEFAULTS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
         if self.word_vectors is not None:
             dim = word_vectors_dim(self.word_vectors)
             if self.embedding_size is not None and self.embedding_size != dim:
@@ -75,6 +92,27 @@ class ModelArguments:
             self.embedding_size = DEFAULT_EMBEDDING_SIZE
         if self.embedding_size < 1:
             raise ValueError(f"--embedding_size must be a positive integer, got {self.embedding_size}")
+
+    def _take_saved_sizes(self) -> None:
+        """A saved model keeps its architecture: a size or scorer flag that differs from its config is refused, the
+        settings take the saved values (so the run records what it trains); `--dropout`, a training-time setting,
+        replaces the saved one."""
+        from transformers import PretrainedConfig
+
+        try:
+            saved = PretrainedConfig.get_config_dict(self.model_name_or_path)[0]
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--model_name_or_path {self.model_name_or_path}: cannot read its config.json "
+                             f"({' '.join(str(err).split())[:200]})") from None
+        for name in ("embedding_size", "hidden_size", "attention_hidden_size", "attention_type"):
+            value = getattr(self, name)
+            if value is not None and value != saved.get(name):
+                raise ValueError(f"--{name} {value} differs from the saved model's {saved.get(name)!r} "
+                                 f"(--model_name_or_path {self.model_name_or_path}): continuing keeps its "
+                                 f"architecture; drop --{name}")
+            setattr(self, name, saved.get(name))
+        if self.dropout is None:
+            self.dropout = saved.get("dropout", _MODEL_DEFAULTS["dropout"])
 
 
 @dataclass

@@ -118,7 +118,7 @@ def build_model(model_args: ModelArguments, data: LoadedData) -> BiLSTMAttention
     tokenizer, label_names = data.tokenizer, data.label_names
     use_candidate_mask = "candidate_mask" in data.dataset["train"].column_names
     if model_args.model_name_or_path is not None:
-        return _saved_model(model_args.model_name_or_path, data, use_candidate_mask)
+        return _saved_model(model_args.model_name_or_path, data, use_candidate_mask, model_args.dropout)
     config = BiLSTMAttentionConfig(
         vocab_size=len(tokenizer),
         embedding_size=model_args.embedding_size,
@@ -142,9 +142,10 @@ def build_model(model_args: ModelArguments, data: LoadedData) -> BiLSTMAttention
 
 
 def _saved_model(
-    path: str, data: LoadedData, use_candidate_mask: bool
+    path: str, data: LoadedData, use_candidate_mask: bool, dropout: float
 ) -> BiLSTMAttentionForSequenceClassification:
-    """The model saved in `path`, checked against the data it continues on (one line per mismatch)."""
+    """The model saved in `path` with `dropout`, checked against the data it continues on (one line per
+    mismatch)."""
     config = BiLSTMAttentionConfig.from_pretrained(path)
     saved = {
         "labels": [config.id2label[i] for i in range(config.num_labels)],
@@ -163,7 +164,7 @@ def _saved_model(
                 "continue on data of the same task, or train a new model"
             )
     model_class = BiLSTMAttentionForAnswerSelection if config.use_candidate_mask else BiLSTMAttentionForSequenceClassification
-    return model_class.from_pretrained(path)
+    return model_class.from_pretrained(path, dropout=dropout)
 
 
 def agreement_metrics(explanation: Explanation) -> dict[str, float]:

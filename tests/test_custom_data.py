@@ -247,6 +247,23 @@ def test_continue_training_keeps_the_saved_vocabulary_and_refuses_other_data(tmp
                  "--output_dir", str(second), *FAST]) == 0
     vocab = [json.loads((run / "tokenizer.json").read_text())["model"]["vocab"] for run in (first, second)]
     assert vocab[0] == vocab[1] and len(vocab[0]) == json.loads((second / "config.json").read_text())["vocab_size"]
+    # It keeps the saved architecture, and records it (not the new-model defaults); a size flag that differs is
+    # refused, not ignored; --dropout replaces the saved dropout.
+    saved = json.loads((first / "config.json").read_text())
+    recorded = json.loads((second / "run_settings.json").read_text())["model"]
+    for name in ("embedding_size", "hidden_size", "attention_hidden_size", "attention_type", "dropout"):
+        assert recorded[name] == saved[name], name
+    capsys.readouterr()
+    assert main(["train", "--model_name_or_path", str(first), "--train_file", str(reviews["reviews_test"]),
+                 "--text_column", "review", "--label_column", "sentiment", "--output_dir", str(tmp_path / "wider"),
+                 "--hidden_size", "64", *FAST]) == 2
+    assert f"--hidden_size 64 differs from the saved model's {saved['hidden_size']} (--model_name_or_path {first}): " \
+           "continuing keeps its architecture; drop --hidden_size" in capsys.readouterr().err
+    assert main(["train", "--model_name_or_path", str(first), "--train_file", str(reviews["reviews_test"]),
+                 "--text_column", "review", "--label_column", "sentiment", "--validation_split_percentage", "20",
+                 "--output_dir", str(tmp_path / "dropout"), "--dropout", "0.3", *FAST]) == 0
+    assert json.loads((tmp_path / "dropout" / "config.json").read_text())["dropout"] == 0.3
+    assert json.loads((tmp_path / "dropout" / "run_settings.json").read_text())["model"]["dropout"] == 0.3
     capsys.readouterr()
     assert main(["train", "--model_name_or_path", str(first), "--train_file", str(nli_jsonl),
                  "--validation_split_percentage", "20", "--output_dir", str(tmp_path / "third"), *FAST]) == 2
