@@ -42,7 +42,6 @@ import datasets
 import torch
 import transformers
 from transformers import AutoTokenizer, DataCollatorWithPadding, HfArgumentParser, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_attn_at import (
     AdversarialTrainer,
@@ -53,6 +52,7 @@ from hf_attn_at import (
     build_model,
     compute_metrics,
     load_data,
+    prepare_run_folder,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,13 +89,7 @@ def main():
     )
     logger.info(f"Training/evaluation parameters {training_args}")
 
-    last_checkpoint = None
     output_dir = Path(training_args.output_dir)
-    if training_args.do_train and output_dir.is_dir() and not training_args.overwrite_output_dir:
-        last_checkpoint = get_last_checkpoint(str(output_dir))
-        if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-            logger.info(f"Checkpoint detected, resuming training at {last_checkpoint}. To train from scratch, "
-                        "give another --output_dir or add --overwrite_output_dir.")
     set_seed(training_args.seed)
 
     # A saved model keeps its vocabulary; a new one gets a vocabulary built from the training split.
@@ -105,6 +99,13 @@ def main():
     logger.info(f"{data_args.dataset_label}: {data.num_examples} examples, {'pair' if data.is_pair else 'single'} "
                 f"input, labels {data.label_names}" + (f", columns {data.columns}" if data.columns else ""))
     dataset, tokenizer = data.dataset, data.tokenizer
+    # Resume only this run (same settings and data) from its newest complete checkpoint; another run's folder is
+    # refused. The settings go into every checkpoint.
+    last_checkpoint, settings = (prepare_run_folder(model_args, data_args, training_args, data)
+                                 if training_args.do_train else (None, None))
+    if last_checkpoint is not None:
+        logger.info(f"Resuming training at {last_checkpoint}. To train from scratch, give another --output_dir or "
+                    "add --overwrite_output_dir.")
     model = build_model(model_args, data)  # sized for the labels and input, or --model_name_or_path
     card = ModelCardCallback(dataset_name=data_args.dataset_label)  # a model card in every checkpoint
     trainer = AdversarialTrainer(
@@ -116,10 +117,11 @@ def main():
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
         callbacks=[card] if training_args.do_train else None,
+        run_settings=settings,
     )
 
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=last_checkpoint)
         metrics = train_result.metrics
         metrics["train_samples"] = len(dataset["train"])
         trainer.save_model()  # model, tokenizer and the two code files for trust_remote_code

@@ -6,7 +6,7 @@ Importing the package registers the BiLSTM + attention models with the Auto clas
 from ._version import __version__
 from .arguments import DataArguments, ModelArguments
 from .data import LoadedData, load_data, load_task, prepare_task, tokenize_dataset
-from .experiment import build_model
+from .experiment import build_model, prepare_run_folder
 from .hub import export_for_hub
 from .interpret import attention_agreement, explain_model, gradient_importance
 from .metrics import compute_metrics, metric_path
@@ -53,6 +53,7 @@ __all__ = [
     "gradient_importance",
     "jain_wallace_tokenize",
     "load_data",
+    "prepare_run_folder",
     "load_task",
     "load_word_vectors",
     "metric_path",

@@ -252,6 +252,29 @@ def find_resume_checkpoint(
     return str(checkpoint)
 
 
+def prepare_run_folder(
+    model_args: ModelArguments, data_args: DataArguments, training_args: AdversarialTrainingArguments,
+    data: LoadedData,
+) -> tuple[str | None, dict[str, Any]]:
+    """For scripts that build their own `AdversarialTrainer` (the examples): check `training_args.output_dir` as
+    `train` does and return `(checkpoint to resume from or None, the run's settings)`; pass the settings to the
+    trainer as `run_settings=` so that its checkpoints record them.
+
+    A folder or checkpoint holding a run with other settings or data (`data_fingerprint`) raises a `ValueError`
+    naming the differences (remedy: another `--output_dir` or `--overwrite_output_dir`), as does a
+    weights-only checkpoint; the main process writes the settings into the folder.
+    """
+    output_dir = Path(training_args.output_dir)
+    settings = run_settings(model_args, data_args, training_args)
+    settings["data_fingerprint"] = data_fingerprint(data.dataset, data.tokenizer)
+    check_settings(output_dir, None if training_args.overwrite_output_dir else read_settings(output_dir), settings)
+    resume = find_resume_checkpoint(output_dir, training_args, settings, training_args.should_save)
+    if training_args.should_save:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_settings(output_dir, settings)
+    return resume, settings
+
+
 def run_experiment(
     model_args: ModelArguments,
     data_args: DataArguments,

@@ -99,6 +99,25 @@ def test_example_runs_on_two_processes_with_accelerate(tmp_path):
     assert (out / "model.safetensors").is_file()
 
 
+@require_shared_data("sst")
+def test_classification_example_resumes_only_its_own_run(tmp_path):
+    """A rerun with other settings is refused (it resumed the other run's checkpoint and labelled the result with
+    the new settings); the same command resumes from the newest complete checkpoint."""
+    script, out = str(REPO_ROOT / "examples" / "run_classification.py"), tmp_path / "out"
+    argv = [sys.executable, script, "--task_name", "sst", *EXAMPLE_ARGS, "--do_train", "--save_strategy", "epoch",
+            "--output_dir", str(out)]
+    first = subprocess.run(argv, capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (out / "checkpoint-6" / "run_settings.json").is_file()
+    other = subprocess.run([*argv, "--adv_method", "attention_at"], capture_output=True, text=True,
+                           env=subprocess_env(), timeout=300)
+    assert other.returncode != 0
+    assert "holds a run with other settings (training.adv_method: 'vanilla' → 'attention_at')" in other.stderr
+    again = subprocess.run(argv, capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"Resuming training at {out / 'checkpoint-6'}" in again.stdout + again.stderr
+
+
 def test_examples_use_the_public_api_only():
     """Examples import names that `hf_attn_at` exports, or its public subpackages `data` and `interpret`."""
     import ast
