@@ -354,6 +354,18 @@ def test_reproduce_runs_keep_the_paper_optimizer(tmp_path):
     }
 
 
+@pytest.mark.parametrize("label", ["reviews", "imdb", "cnn", "snli"])
+def test_reproduce_on_custom_data_trains_as_documented_whatever_its_label(tmp_path, label):
+    """Custom data: 8 epochs, batch 32, model chosen on validation accuracy; the label only names folders (it
+    switched to a built-in task's protocol when it matched one: 10 epochs, AUC, batch 90)."""
+    from hf_attn_at.arguments import CustomDataArguments
+    from hf_attn_at.cli.reproduce import ReproduceArguments, Run, run_arguments
+
+    custom = CustomDataArguments(train_file=str(tmp_path / "reviews.csv"), task_label=label)
+    _, _, args = run_arguments(ReproduceArguments(grid="paper"), Run(label, "vanilla", None, 1, label), tmp_path, custom)
+    assert (args.num_train_epochs, args.per_device_train_batch_size, args.metric_for_best_model) == (8, 32, "accuracy")
+
+
 # ---------------------------------------------------------------- non-finite steps
 
 POISON_ID = 2  # make_examples draws ids >= 3: an example holding this id gets infinite embeddings

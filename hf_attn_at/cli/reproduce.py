@@ -324,8 +324,9 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
     from ..training_args import AdversarialTrainingArguments
 
     grid = GRIDS[args.grid]
-    binary = run.task in BINARY_TASKS
-    epochs = 8 if run.task in BINARY_TASKS else 10
+    is_custom = custom is not None and custom.is_custom  # its label names folders, never the protocol
+    binary = not is_custom and run.task in BINARY_TASKS
+    epochs = 8 if is_custom or binary else 10
     training = {
         "output_dir": str(run_dir),
         "adv_method": run.method,
@@ -339,7 +340,7 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
         "adam_epsilon": 1e-8,
         "weight_decay": 1e-5,
         "lr_scheduler_type": "constant",
-        "per_device_train_batch_size": 90 if run.task == "cnn" else 32,
+        "per_device_train_batch_size": 90 if not is_custom and run.task == "cnn" else 32,
         "per_device_eval_batch_size": 128,
         "num_train_epochs": epochs,
         "eval_strategy": "epoch",
@@ -359,7 +360,7 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
         training["num_train_epochs"] = args.num_train_epochs
     if run.method != "vanilla" and args.adv_epsilon_scale != "absolute":
         training["adv_epsilon_scale"] = args.adv_epsilon_scale
-    if custom is not None and custom.is_custom:
+    if is_custom:
         data = {**asdict(custom), **grid.get("data", {})}
     else:
         data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir,
