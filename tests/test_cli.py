@@ -397,6 +397,23 @@ def test_one_class_runs_are_flagged_in_tables():
     assert "n seeds predict one class for every test example" in text
 
 
+def test_a_seed_without_a_finite_value_is_counted_in_its_cell():
+    """The mean ± std of a cell covers the seeds with a finite value; the cell says so when that is not all."""
+    from hf_attn_at.cli.aggregate import markdown_tables, summarize
+
+    def result(seed, pearson):
+        return RunRecord(task="sst", method="attention_at", epsilon=1.0, lambda_=1.0, seed=seed, num_labels=2,
+                         agreement_split="test", metrics={"test": {"test_accuracy": 0.8, "test_f1": 0.8}},
+                         total_runtime=60.0, agreement={"agreement_pearson": pearson, "agreement_kendall": 0.3})
+
+    results = [result(1, 0.5), result(2, float("nan")), result(3, 0.6)]
+    row = summarize(results)["sst"][("attention_at", 1.0)]
+    assert row["seeds"] == 3 and row["finite"]["pearson"] == 2 and row["pearson"][0] == pytest.approx(0.55)
+    text = "\n".join(markdown_tables(summarize(results), results))
+    assert "| attention_at | 1 | 0.800 ± 0.000 | 0.800 ± 0.000 | 0.550 ± 0.071 (2 of 3 seeds) | 0.300 ± 0.000 | 3 |" \
+        in text
+
+
 def test_table_titles_name_the_babi_size():
     from hf_attn_at.cli.aggregate import markdown_tables, summarize
 

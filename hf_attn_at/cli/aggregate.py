@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,12 @@ def _fmt(mean: float, std: float) -> str:
     return "n/a" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
 
 
+def _cell(row: Mapping[str, Any], metric: str) -> str:
+    """`row[metric]` as mean ± std, with `(k of n seeds)` when only k of the row's n seeds have a finite value."""
+    finite = row["finite"][metric]
+    return _fmt(*row[metric]) + (f" ({finite} of {row['seeds']} seeds)" if 0 < finite < row["seeds"] else "")
+
+
 def load_result(run_dir: Path, name: str) -> RunRecord:
     """A finished run's record (`RunRecord.load`: `results.json` checked, `num_labels` from `config.json`).
 
@@ -112,13 +118,17 @@ def summarize(results: list[RunRecord]) -> dict[str, dict[tuple[str, float | Non
     for task, by_method in groups.items():
         table[task] = {}
         for key, rs in by_method.items():
+            values = {
+                "accuracy": [r.test_metric("accuracy") for r in rs],
+                "f1": [r.test_metric("f1") for r in rs],
+                "pearson": [r.agreement["agreement_pearson"] for r in rs],
+                "kendall": [r.agreement["agreement_kendall"] for r in rs],
+                "grad_norm": [(r.attention_sensitivity or {}).get("grad_norm") for r in rs],
+                "score_range": [(r.attention_sensitivity or {}).get("score_range") for r in rs],
+            }
             table[task][key] = {
-                "accuracy": _mean_std([r.test_metric("accuracy") for r in rs]),
-                "f1": _mean_std([r.test_metric("f1") for r in rs]),
-                "pearson": _mean_std([r.agreement["agreement_pearson"] for r in rs]),
-                "kendall": _mean_std([r.agreement["agreement_kendall"] for r in rs]),
-                "grad_norm": _mean_std([(r.attention_sensitivity or {}).get("grad_norm") for r in rs]),
-                "score_range": _mean_std([(r.attention_sensitivity or {}).get("score_range") for r in rs]),
+                **{metric: _mean_std(v) for metric, v in values.items()},
+                "finite": {metric: sum(x is not None and math.isfinite(x) for x in v) for metric, v in values.items()},
                 "seeds": len(rs),
                 "one_class": sum(predicts_one_class(r) for r in rs),
                 "minutes": sum(r.total_runtime for r in rs) / 60,
@@ -172,12 +182,12 @@ def markdown_tables(
         for key in sorted(rows, key=_method_order):
             row = rows[key]
             eps = "–" if key[1] is None else f"{key[1]:g}" + (" ‡" if (task, key[0]) in reused else "")
-            f1 = f"{_fmt(*row['f1'])} | " if binary else ""
-            extra = f"{_fmt(*row['grad_norm'])} | {_fmt(*row['score_range'])} | " if sensitivity else ""
+            f1 = f"{_cell(row, 'f1')} | " if binary else ""
+            extra = f"{_cell(row, 'grad_norm')} | {_cell(row, 'score_range')} | " if sensitivity else ""
             method, seeds = (f"{key[0]} †", f"{row['seeds']} ({row['one_class']} †)") if row["one_class"] else (key[0], row["seeds"])
             lines.append(
-                f"| {method} | {eps} | {_fmt(*row['accuracy'])} | {f1}{_fmt(*row['pearson'])} | "
-                f"{_fmt(*row['kendall'])} | {extra}{seeds} | {row['minutes']:.1f} |"
+                f"| {method} | {eps} | {_cell(row, 'accuracy')} | {f1}{_cell(row, 'pearson')} | "
+                f"{_cell(row, 'kendall')} | {extra}{seeds} | {row['minutes']:.1f} |"
             )
         if any(row["one_class"] for row in rows.values()):
             lines += ["", "† (n †): n seeds predict one class for every test example (accuracy = that class's share); "
@@ -223,8 +233,8 @@ def check_claims(
         if vanilla is None or not ours:
             continue
         ok = all(v["pearson"][0] > vanilla["pearson"][0] for v in ours.values())
-        detail = ", ".join(f"{k[0]} {_fmt(*v['pearson'])}" for k, v in sorted(ours.items(), key=lambda kv: _method_order(kv[0])))
-        verdicts.append((_marked(task, marked), ok, f"vanilla {_fmt(*vanilla['pearson'])} vs {detail}"))
+        detail = ", ".join(f"{k[0]} {_cell(v, 'pearson')}" for k, v in sorted(ours.items(), key=lambda kv: _method_order(kv[0])))
+        verdicts.append((_marked(task, marked), ok, f"vanilla {_cell(vanilla, 'pearson')} vs {detail}"))
     lines.append(_claim(
         "2. Attention AT/iAT correlate more with gradient importance than vanilla (Pearson r)",
         verdicts, lambda t, ok, detail: f"{t}: {detail}",
@@ -354,9 +364,9 @@ def ablation_table(
             mine, theirs = here[task].get((method, eps_here)), there[task].get((method, eps_there))
             if mine is None or theirs is None:
                 continue
-            rows.append(f"| {method} | {_eps(eps_here)} | {_fmt(*mine['accuracy'])} | {_fmt(*mine['pearson'])} "
-                        f"({mine['seeds']}) | {_eps(eps_there)} | {_fmt(*theirs['accuracy'])} | "
-                        f"{_fmt(*theirs['pearson'])} ({theirs['seeds']}) |")
+            rows.append(f"| {method} | {_eps(eps_here)} | {_cell(mine, 'accuracy')} | {_cell(mine, 'pearson')} "
+                        f"({mine['seeds']}) | {_eps(eps_there)} | {_cell(theirs, 'accuracy')} | "
+                        f"{_cell(theirs, 'pearson')} ({theirs['seeds']}) |")
         if rows:
             lines += [f"### {task}", "", "| method | ε here | accuracy here | Pearson r here | ε there | accuracy there "
                       "| Pearson r there |", "|---|---|---|---|---|---|---|", *rows, ""]
