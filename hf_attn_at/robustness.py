@@ -18,6 +18,7 @@ additive `attention_perturbation` `r = s' − ã` (softmax is shift-invariant), 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -620,6 +621,13 @@ class RobustnessArguments:
     robustness_num_steps: int = field(default=10, metadata={"help": "PGD steps K of the attacks."})
 
     def __post_init__(self):
+        if not self.eval_robustness:
+            for spec in dataclasses.fields(self):
+                default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+                if spec.name != "eval_robustness" and getattr(self, spec.name) != default:
+                    raise ValueError(f"--{spec.name} {getattr(self, spec.name)} is read only when robustness is "
+                                     f"evaluated: add --eval_robustness (or drop --no_eval_robustness), or drop "
+                                     f"--{spec.name}")
         _check_count("robustness_max_samples", self.robustness_max_samples)
         for epsilon in self.robustness_epsilons:
             if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):

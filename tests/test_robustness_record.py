@@ -197,6 +197,14 @@ def test_reproduce_records_robustness_and_robustness_only_fills_it_again(tmp_pat
         "num_examples"] == 16
 
 
+@pytest.mark.parametrize("verb,off", [("train", []), ("reproduce", ["--no_eval_robustness"])])
+def test_robustness_flags_without_the_evaluation_are_refused(capsys, verb, off):
+    """`--robustness_*` flags do nothing unless robustness is evaluated: refused, not ignored."""
+    assert main([verb, *off, "--robustness_max_samples", "100", "--output_dir", "unused"]) == 2
+    assert "--robustness_max_samples 100 is read only when robustness is evaluated: add --eval_robustness" \
+        in capsys.readouterr().err
+
+
 def test_robustness_only_conflicts_are_one_line(capsys):
     assert main(["reproduce", "--robustness_only", "--aggregate_only"]) == 2
     assert "give either --robustness_only or --aggregate_only" in capsys.readouterr().err
