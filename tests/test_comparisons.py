@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from hf_attn_at.cli.aggregate import run_name
 from hf_attn_at.cli.comparisons import claim_verdicts, difference_tables, differences
@@ -42,6 +43,8 @@ def test_differences_pair_seeds_and_decide_the_claims(tmp_path):
     at = table["sst"]["attention_at"]
     assert at["accuracy"] == seed_difference_ci(runs["attention_at"][1], runs["vanilla"][1])
     assert at["pearson"] == paired_bootstrap_ci(list(runs["attention_at"][2]), list(base))
+    assert at["pearson_seeds"] == seed_difference_ci(np.nanmean(runs["attention_at"][2], axis=1),
+                                                     np.nanmean(base, axis=1))
     assert at["accuracy"].verdict() == "not held" and at["pearson"].verdict() == "held"
     assert table["sst"]["word_at"]["pearson"].verdict() == "not held"
     text = "\n".join(difference_tables(table) + claim_verdicts(table))
@@ -50,3 +53,31 @@ def test_differences_pair_seeds_and_decide_the_claims(tmp_path):
     assert "1. Attention AT/iAT are more accurate than vanilla**: held 0 / not held 1 / inconclusive 0" in text
     # Claim 2: both significantly above vanilla → held.
     assert "2. Attention AT/iAT agree more with gradient importance than vanilla**: held 1 / not held 0" in text
+
+
+def test_seed_level_check_of_the_agreement_counts_the_seed_spread(tmp_path):
+    """Per-seed offsets of ±0.3 around +0.03: the bootstrap over pooled examples sees a small, sharp gain (held);
+    the interval over the 3 seeds' means sees the spread (inconclusive), and the claim's check says so."""
+    rng = np.random.default_rng(1)
+    base = rng.uniform(-0.2, 0.6, size=(3, 400))
+    offsets = [0.33, -0.27, 0.03]
+    runs = {"vanilla": (None, base),
+            "attention_at": (0.1, np.stack([base[k] + offsets[k] for k in range(3)])),
+            "attention_iat": (1.0, np.stack([base[k] + offsets[k] for k in range(3)]))}
+    run_dirs, results = {}, []
+    for method, (epsilon, pearson) in runs.items():
+        for seed in (1, 2, 3):
+            name, folder, result = write_run(tmp_path, "sst", method, epsilon, seed, 0.8, pearson[seed - 1])
+            run_dirs[name], results = folder, [*results, result]
+    main = {"attention_at": 0.1, "attention_iat": 1.0}
+    table = differences(results, run_dirs, lambda task, method: main.get(method), run_name,
+                        lambda r: r.test_metric("accuracy"))
+    at = table["sst"]["attention_at"]
+    assert at["pearson"].verdict() == "held" and at["pearson_seeds"].verdict() == "inconclusive"
+    assert at["pearson_seeds"].estimate == pytest.approx(np.mean(offsets))
+    text = "\n".join(difference_tables(table) + claim_verdicts(table))
+    assert "| Δ Pearson r, seeds [95% CI] | verdict |" in text
+    assert "2. Attention AT/iAT agree more with gradient importance than vanilla**: held 1 / not held 0 / " \
+           "inconclusive 0" in text
+    assert "2, checked over seeds (Welch's interval over the seeds' mean Pearson r)**: held 0 / not held 0 / " \
+           "inconclusive 1" in text

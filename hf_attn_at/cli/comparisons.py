@@ -2,9 +2,10 @@
 
 Accuracy: Welch's t interval over seeds ([`~hf_attn_at.statistics.seed_difference_ci`]). Agreement (Pearson r
 between attention and gradient importance per test example): a paired bootstrap over test examples pooled across
-seeds, a method's seed k paired with vanilla's seed k ([`~hf_attn_at.statistics.paired_bootstrap_ci`]). A verdict
-is "held" when the whole interval is above 0, "not held" when it is below (significantly worse), else
-"inconclusive". See docs/STATISTICS.md.
+seeds, a method's seed k paired with vanilla's seed k ([`~hf_attn_at.statistics.paired_bootstrap_ci`]), checked
+by Welch's interval over the seeds' mean Pearson r (the seed-to-seed spread). A verdict is "held" when the whole
+interval is above 0, "not held" when it is below (significantly worse), else "inconclusive". See
+docs/STATISTICS.md.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def differences(
     results: list[RunRecord], run_dirs: dict[str, Path], main_epsilon: Callable[[str, str], float | None],
     run_name: Callable[[str, str, float | None, int], str], accuracy: Callable[[RunRecord], float | None],
 ) -> dict[str, dict[str, dict[str, Interval]]]:
-    """task -> method -> {"accuracy": Interval, "pearson": Interval} of the method's main row minus vanilla.
+    """task -> method -> {"accuracy", "pearson", "pearson_seeds"}: Intervals of the method's main row minus vanilla
+    (`pearson_seeds`: Welch's interval over the seeds' mean Pearson r, which also counts the seed-to-seed spread
+    that the bootstrap over pooled examples leaves out).
 
     Args:
         results: the records of the finished runs (`hf_attn_at.runs.RunRecord`).
@@ -65,6 +68,7 @@ def differences(
             table[task][method] = {
                 "accuracy": seed_difference_ci([accuracy(r) for r in runs], [accuracy(r) for r in vanilla]),
                 "pearson": paired_bootstrap_ci(pearson, baseline),
+                "pearson_seeds": seed_difference_ci([np.nanmean(p) for p in pearson], [np.nanmean(b) for b in baseline]),
             }
     return table
 
@@ -75,17 +79,21 @@ def difference_tables(table: dict[str, dict[str, dict[str, Interval]]]) -> list[
         "## Differences to vanilla (95% confidence intervals)", "",
         "Method − vanilla at each method's main ε. Accuracy: Welch's t interval over seeds (n = seeds); Pearson r: "
         "paired bootstrap over test examples pooled across seeds (10,000 resamples; n = test examples). "
-        "Verdict for \"better than vanilla\": held (interval > 0), not held (interval < 0), inconclusive.", "",
+        "Verdict for \"better than vanilla\": held (interval > 0), not held (interval < 0), inconclusive. "
+        "The last two columns check the agreement verdict against the seeds: Welch's interval over each seed's mean "
+        "Pearson r (n = seeds), which also counts how much the agreement of one method varies from seed to seed "
+        "(the bootstrap over pooled examples treats these seeds as fixed).", "",
     ]
     for task, methods in table.items():
         if not methods:
             continue
-        lines += [f"### {task}", "", "| method | Δ accuracy [95% CI] | verdict | Δ Pearson r [95% CI] | verdict |",
-                  "|---|---|---|---|---|"]
+        lines += [f"### {task}", "", "| method | Δ accuracy [95% CI] | verdict | Δ Pearson r [95% CI] | verdict | "
+                  "Δ Pearson r, seeds [95% CI] | verdict |", "|---|---|---|---|---|---|---|"]
         for method, intervals in methods.items():
-            acc, r = intervals["accuracy"], intervals["pearson"]
+            acc, r, seeds = intervals["accuracy"], intervals["pearson"], intervals["pearson_seeds"]
             lines.append(f"| {method} | {format_interval(acc)} (n={acc.n}) | {acc.verdict()} | "
-                         f"{format_interval(r)} (n={r.n}) | {r.verdict()} |")
+                         f"{format_interval(r)} (n={r.n}) | {r.verdict()} | "
+                         f"{format_interval(seeds)} (n={seeds.n}) | {seeds.verdict()} |")
         lines.append("")
     return lines
 
@@ -96,21 +104,24 @@ def claim_verdicts(table: dict[str, dict[str, dict[str, Interval]]]) -> list[str
     Claim 1 (AT/iAT give the best accuracy) is held on a task when AT or iAT is significantly more accurate than
     vanilla, not held when neither is and one is significantly less accurate, else inconclusive. Claim 2 (AT/iAT
     attention agrees more with gradient importance) is held when both are significantly above vanilla, not held
-    when either is significantly below, else inconclusive.
+    when either is significantly below, else inconclusive; it is decided by the bootstrap intervals and, as a
+    check, again by the seed-level ones.
     """
-    claim1, claim2 = [], []
+    claim1, claim2, claim2_seeds = [], [], []
     for task, methods in table.items():
         ours = {m: methods[m] for m in OURS if m in methods}
         if not ours:
             continue
         accuracy = [v["accuracy"].verdict() for v in ours.values()]
-        pearson = [v["pearson"].verdict() for v in ours.values()]
         claim1.append((task, "held" if "held" in accuracy else "not held" if "not held" in accuracy else "inconclusive"))
-        claim2.append((task, "held" if all(v == "held" for v in pearson) and len(pearson) == len(OURS)
-                       else "not held" if "not held" in pearson else "inconclusive"))
+        for verdicts, key in ((claim2, "pearson"), (claim2_seeds, "pearson_seeds")):
+            pearson = [v[key].verdict() for v in ours.values()]
+            verdicts.append((task, "held" if all(v == "held" for v in pearson) and len(pearson) == len(OURS)
+                             else "not held" if "not held" in pearson else "inconclusive"))
     lines = ["## The claims decided by the intervals", ""]
     for title, verdicts in (("1. Attention AT/iAT are more accurate than vanilla", claim1),
-                            ("2. Attention AT/iAT agree more with gradient importance than vanilla", claim2)):
+                            ("2. Attention AT/iAT agree more with gradient importance than vanilla", claim2),
+                            ("2, checked over seeds (Welch's interval over the seeds' mean Pearson r)", claim2_seeds)):
         if not verdicts:
             lines.append(f"- **{title}**: not tested (no attention AT/iAT runs next to vanilla).")
             continue
