@@ -95,7 +95,8 @@ def word_tokenizer_from_vocab(vocab: dict[str, int], model_max_length: int = 100
 
     Single sequences encode as ``w_1 … w_n``; pairs as ``a_1 … a_n <sep> b_1 … b_m`` with
     ``token_type_ids`` 0 on the first segment and 1 on ``<sep>`` and the second segment, the layout
-    that the pair models split on.
+    that the pair models split on. A special token written in a text (``"<sep>"``) is not that token:
+    it is split into words like any other text, so it can neither split a pair nor become padding.
     """
     for i, tok in enumerate(SPECIAL_TOKENS):
         if vocab.get(tok) != i:
@@ -115,6 +116,7 @@ def word_tokenizer_from_vocab(vocab: dict[str, int], model_max_length: int = 100
         model_max_length=model_max_length,
         padding_side="right",
         model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        split_special_tokens=True,  # "<pad>" typed in a text is words, as `jain_wallace_tokenize` splits it
     )
 
 

@@ -45,3 +45,18 @@ def test_pair_encoding_and_round_trip(tmp_path):
     assert loaded.vocab_size == tok.vocab_size
     batch = loaded(["a man", "a person rests now"], padding=True, return_tensors="pt")
     assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]  # right padding
+
+
+def test_special_tokens_written_in_a_text_are_words(tmp_path):
+    """A text holding "<pad>" or "<sep>" is tokenized as the vocabulary was built (`jain_wallace_tokenize`): it
+    neither becomes padding nor splits a pair (it did, as the special tokens were matched in the raw text)."""
+    tokenizer = hf_attn_at.build_word_tokenizer(["a good movie <pad> with a pad", "a bad film"])
+    tokenizer.save_pretrained(tmp_path)
+    for tok in (tokenizer, AutoTokenizer.from_pretrained(tmp_path)):
+        encoded = tok("a <pad> movie <sep> film", "a film")
+        tokens = tok.convert_ids_to_tokens(encoded["input_ids"])
+        assert tokens[:9] == [t if t in tok.get_vocab() else "<unk>"
+                              for t in jain_wallace_tokenize("a <pad> movie <sep> film")]
+        assert tokens == ["a", "<", "pad", ">", "movie", "<", "<unk>", ">", "film", "<sep>", "a", "film"]
+        assert encoded["token_type_ids"] == [0] * 9 + [1] * 3  # one separator: the template's
+        assert tok.pad_token_id not in encoded["input_ids"]
