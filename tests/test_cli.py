@@ -308,8 +308,9 @@ def test_results_script_commands_parse(tmp_path, script, results_file, records, 
 def test_claim_verdicts_follow_the_numbers():
     from hf_attn_at.cli.aggregate import check_claims
 
-    def row(accuracy, pearson=0.0):
-        return {"accuracy": (accuracy, 0.01), "pearson": (pearson, 0.02)}
+    def row(accuracy, pearson=0.0):  # a `summarize` row of 3 seeds
+        return {"accuracy": (accuracy, 0.01), "pearson": (pearson, 0.02), "seeds": 3,
+                "finite": {"accuracy": 3, "pearson": 3}}
 
     table = {
         # "a": AT is best and both attention methods agree more than vanilla; word AT swings more over ε.
