@@ -621,18 +621,23 @@ class RobustnessArguments:
     robustness_num_steps: int = field(default=10, metadata={"help": "PGD steps K of the attacks."})
 
     def __post_init__(self):
-        if not self.eval_robustness:
-            for spec in dataclasses.fields(self):
-                default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
-                if spec.name != "eval_robustness" and getattr(self, spec.name) != default:
-                    raise ValueError(f"--{spec.name} {getattr(self, spec.name)} is read only when robustness is "
-                                     f"evaluated: add --eval_robustness (or drop --no_eval_robustness), or drop "
-                                     f"--{spec.name}")
         _check_count("robustness_max_samples", self.robustness_max_samples)
         for epsilon in self.robustness_epsilons:
             if not (isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0):
                 raise ValueError(f"--robustness_epsilons must be finite numbers > 0, got {epsilon!r}")
         check_settings(self.robustness_epsilons, self.robustness_attacks, self.robustness_num_steps)
+
+    def check_used(self) -> None:
+        """`ValueError` naming a `--robustness_*` flag given without the evaluation that reads it (the command
+        lines of `train` and `reproduce`: it would be ignored)."""
+        if self.eval_robustness:
+            return
+        for spec in dataclasses.fields(self):
+            default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+            if spec.name != "eval_robustness" and getattr(self, spec.name) != default:
+                raise ValueError(f"--{spec.name} {getattr(self, spec.name)} is read only when robustness is "
+                                 f"evaluated: add --eval_robustness (or drop --no_eval_robustness), or drop "
+                                 f"--{spec.name}")
 
     def settings(self, trained_epsilon: float | None, split: str) -> dict[str, Any]:
         """The settings recorded with the numbers of a run trained with `trained_epsilon` (`None`: vanilla),

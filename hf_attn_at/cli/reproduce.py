@@ -588,6 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = CommandParser((ReproduceArguments, CustomDataArguments, ReproduceRobustnessArguments,
                                LoggingArguments), prog="hf-attn-at reproduce", description=__doc__)
     args, custom, robustness_args, _ = parser.parse_args_into_dataclasses(args=argv)
+    robustness_args.check_used()
     if args.robustness_only and args.aggregate_only:
         raise ValueError("give either --robustness_only or --aggregate_only: both skip training")
     if args.robustness_only and not robustness_args.eval_robustness:

@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_args, data_args, training_args, robustness_args = make_parser().parse_args_into_dataclasses(
         args=list(argv or [])
     )
+    robustness_args.check_used()
     record = run_experiment(model_args, data_args, training_args, robustness_args)
     print(json.dumps({"metrics": record.metrics, "agreement": record.agreement}, indent=2))
     print(f"saved to {training_args.output_dir}")
