@@ -313,11 +313,7 @@ def _run_locked(
     set_seed(training_args.seed)
     data = load_data(data_args, training_args.seed, tokenizer=_saved_tokenizer(model_args))
     dsd, tokenizer = data.dataset, data.tokenizer
-    settings["data_fingerprint"] = data_fingerprint(dsd, tokenizer)
-    check_settings(output_dir, stored, settings)
-    resume = find_resume_checkpoint(output_dir, training_args, settings, main_process)
-    if main_process:
-        write_settings(output_dir, settings)
+    resume, settings = prepare_run_folder(model_args, data_args, training_args, data)
     clock = RunClock.from_checkpoint(resume)
     model = build_model(model_args, data)
     trainer = AdversarialTrainer(
