@@ -1,4 +1,5 @@
-"""How much do trained models' predictions depend on their attention? A diagnostic for docs/RESULTS.md.
+"""How much do trained models' predictions depend on their attention? A diagnostic for the reproductions
+(docs/RESULTS.md and docs/ablations/random_embeddings/RESULTS.md).
 
 For each finished run of a reproduction (seed 1 of a task), over the test split (the first and third figures are
 `hf_attn_at.interpret.evaluate.attention_sensitivity`, which every run also records in `results.json`):

