@@ -8,15 +8,15 @@ is evaluated on the test split (accuracy) and its attention–gradient agreement
     OMP_NUM_THREADS=1 python examples/run_semi_supervised.py --task_name sst --data_source local \
         --data_dir ../shared/data --labelled_fraction 0.1 \
         --methods vanilla attention_at attention_iat attention_vat attention_ivat \
-        --adv_epsilon 1.0 --embedding_size 32 --hidden_size 32 --attention_hidden_size 32 \
+        --epsilon 1.0 --embedding_size 32 --hidden_size 32 --attention_hidden_size 32 \
         --max_steps 600 --per_device_train_batch_size 32 --paper_optimizer --learning_rate 1e-3 --seed 1 \
         --output_dir runs/semi-sst --save_strategy no --report_to none --disable_tqdm true --logging_steps 100
 
 `--max_steps` gives every method the same number of updates (the labelled-only baselines then see their few
 examples for many epochs; `--num_train_epochs` would give them ten times fewer steps). `OMP_NUM_THREADS=1`: on a
 busy 2-core machine torch's default threads made a step ~13x slower.
-Writes `<output_dir>/semi_supervised.json` and prints a Markdown table. `--adv_epsilon` is used by every method
-but `vanilla`. `--paper_optimizer` trains with the paper's Adam(amsgrad=True) (as docs/VAT.md's numbers were);
+Writes `<output_dir>/semi_supervised.json` and prints a Markdown table. `--epsilon` is the `adv_epsilon` of every
+method but `vanilla` (which reads none: the `--adv_*` flags describe one method and are refused here). `--paper_optimizer` trains with the paper's Adam(amsgrad=True) (as docs/VAT.md's numbers were);
 without it the optimizer is `--optim` (Trainer's AdamW by default), with `--learning_rate`, `--adam_*` and
 `--weight_decay` either way.
 """
@@ -49,6 +49,7 @@ class SemiSupervisedArguments:
         default_factory=lambda: ["vanilla", "attention_at", "attention_iat", "attention_vat", "attention_ivat"],
         metadata={"help": "Methods to compare (VAT/iVAT use the unlabelled examples, the others do not)."},
     )
+    epsilon: float = field(default=1.0, metadata={"help": "adv_epsilon of every method but vanilla."})
 
 
 def main():
@@ -65,7 +66,7 @@ def main():
         args = dataclasses.replace(
             training_args,
             adv_method=method,
-            adv_epsilon=None if method == AdversarialMethod.VANILLA else training_args.adv_epsilon,
+            adv_epsilon=None if method == AdversarialMethod.VANILLA else semi_args.epsilon,
             output_dir=str(Path(training_args.output_dir) / name),
         )
         train = train_all if method.is_virtual else train_labelled

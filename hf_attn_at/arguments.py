@@ -203,7 +203,8 @@ class DataArguments(CustomDataArguments):
         default=None, metadata={"help": "Vocabulary minimum document frequency (default: the task's, docs/METHODS.md#data-protocol)."}
     )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Keep a random sample of N training examples (seeded by --seed)."}
+        default=None, metadata={"help": "Keep a random sample of N training examples (seeded by --seed). The "
+                                        "vocabulary is built before the sample, from the whole training split."}
     )
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep a random sample of N validation examples (seed 0)."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Keep a random sample of N test examples (seed 0)."})

@@ -54,7 +54,7 @@ from .run_folder import (
     verify_checkpoint,
     write_settings,
 )
-from .runs import EXPLANATION_FILE, RunRecord
+from .runs import EXPLANATION_FILE, METRICS_FILE, RESULTS_FILE, TRAINING_ARGS_FILE, RunRecord
 from .trainer import AdversarialTrainer, describe_optimizer
 from .training_args import AdversarialTrainingArguments
 from .word_vectors import load_word_vectors
@@ -62,6 +62,23 @@ from .word_vectors import load_word_vectors
 logger = logging.getLogger(__name__)
 
 NUM_HEATMAP_EXAMPLES = 25
+# A finished run's files besides the model code, config and tokenizer (which the new run rewrites): its record
+# (results.json first: it marks the run finished), card and weights.
+_FINISHED_RUN_FILES = (RESULTS_FILE, METRICS_FILE, TRAINING_ARGS_FILE, EXPLANATION_FILE, "README.md")
+_WEIGHT_PATTERNS = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
+                    "pytorch_model*.bin", "pytorch_model.bin.index.json")
+
+
+def clear_earlier_run(output_dir: Path) -> None:
+    """`--overwrite_output_dir`: remove the earlier run's checkpoints, record, card and weights, so that a new run
+    that stops early never leaves the earlier run's results (a finished run's `results.json`) under its settings."""
+    clear_checkpoints(output_dir)
+    earlier = [output_dir / name for name in _FINISHED_RUN_FILES if (output_dir / name).is_file()]
+    earlier += sorted({path for pattern in _WEIGHT_PATTERNS for path in output_dir.glob(pattern) if path.is_file()})
+    if earlier:
+        logger.warning("--overwrite_output_dir: removing the earlier run's %s", ", ".join(p.name for p in earlier))
+    for path in earlier:
+        path.unlink()
 
 
 class RunClock(TrainerCallback, ExportableState):
@@ -180,8 +197,8 @@ def agreement_metrics(explanation: Explanation) -> dict[str, float]:
 
 @functools.cache
 def code_version() -> str:
-    """`hf_attn_at <version>`, plus the git commit of the package's checkout when it is one (`+dirty` when its
-    package files differ from that commit): which code produced a run.
+    """`hf_attn_at <version>`, plus the git commit of the package's checkout when its files are tracked by one
+    (`+dirty` when they differ from that commit): which code produced a run.
 
     Read once per process (at its first run, see `run_experiment`): the code a process runs is the code it
     imported, even when the checkout moves on while it trains (a long `reproduce` grid).
@@ -191,12 +208,16 @@ def code_version() -> str:
     version = f"hf_attn_at {__version__}"
     package = Path(__file__).resolve().parent
     try:
+        # The package's own files must be tracked: an installed copy inside another repository (a `.venv` in the
+        # user's project) would otherwise report that project's commit.
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", "__init__.py"], cwd=package,
+                                 capture_output=True, text=True, timeout=10)
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=package, capture_output=True, text=True,
                                timeout=10)
     except (OSError, subprocess.SubprocessError):
         return version
-    if commit.returncode != 0:
+    if tracked.returncode != 0 or commit.returncode != 0:
         return version
     return f"{version} (git {commit.stdout.strip()[:12]}{'+dirty' if dirty.stdout.strip() else ''})"
 
@@ -217,7 +238,7 @@ def find_resume_checkpoint(
     output_dir: Path, training_args: AdversarialTrainingArguments, settings: dict[str, Any], main_process: bool
 ) -> str | None:
     """The checkpoint to resume from: `--resume_from_checkpoint`, else the newest complete checkpoint in
-    `output_dir` (none with `--overwrite_output_dir`, which removes the earlier run's checkpoints).
+    `output_dir` (none with `--overwrite_output_dir`, which removes the earlier run: `clear_earlier_run`).
 
     The checkpoint's stored settings must match `settings` and its files must be readable (`ValueError` naming
     the differing settings or the unreadable file otherwise). Incomplete checkpoints are skipped with a warning
@@ -232,7 +253,7 @@ def find_resume_checkpoint(
             logger.warning("%s has no %s: it may be incomplete", checkpoint, CHECKPOINT_MARKER)
     elif training_args.overwrite_output_dir:
         if main_process and output_dir.is_dir():
-            clear_checkpoints(output_dir)
+            clear_earlier_run(output_dir)
         return None
     else:
         checkpoint = last_complete_checkpoint(output_dir, remove_incomplete=main_process) if output_dir.is_dir() else None

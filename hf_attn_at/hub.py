@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi, ModelCard
+from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, ModelCard
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -137,7 +137,10 @@ def push_to_hub(
         tokenizer, card: override what the run folder holds (a folder without `metrics.json` and
             `training_args.json` needs `card`, or use `card_from_run_dir` with the method settings).
         private: create the repo as private (an existing repo keeps its visibility).
-        revision: the branch to commit to (created when missing).
+        revision: the branch to commit to (created when missing). The commit makes it hold exactly the export:
+            files it held that the export lacks (an earlier upload's tokenizer or weight shards) are deleted in
+            the same commit, with a warning naming them (`.gitattributes` is kept; the repo's history keeps
+            the rest).
         dry_run_dir: write the folder that would be uploaded there and upload nothing.
         commit_message, token: passed to the Hub.
         trained: see `export_for_hub`.
@@ -165,7 +168,13 @@ def push_to_hub(
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision is not None and not revision.startswith("refs/pr/"):
             api.create_branch(repo_id, branch=revision, exist_ok=True)
+        uploaded = sorted(path.name for path in folder.iterdir())
+        stale = sorted(set(api.list_repo_files(repo_id, revision=revision)) - set(uploaded) - {".gitattributes"})
+        if stale:
+            logger.warning("%s%s holds files this upload does not have; the commit deletes them (they stay in the "
+                           "repo's history): %s", repo_id, f"@{revision}" if revision else "", ", ".join(stale))
         operations = [
-            CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)) for path in sorted(folder.iterdir())
+            *(CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in uploaded),
+            *(CommitOperationDelete(path_in_repo=name) for name in stale),
         ]
         return api.create_commit(repo_id, operations, commit_message=commit_message, revision=revision)

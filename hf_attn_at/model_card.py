@@ -449,15 +449,39 @@ def _card(
     )
 
 
+def evaluation_of_weights(args: Any, state: Any) -> dict[str, Any]:
+    """The entry of `state.log_history` that evaluated the weights the model holds now (`{}` if none did).
+
+    After training (`log_history` holds the train summary, `train_runtime`), an evaluation logged after it
+    evaluated the final weights; without one, the final weights are those of the best checkpoint
+    (`state.best_global_step`) with `args.load_best_model_at_end`, else of the last step. During training the
+    weights are those of `state.global_step`. The entry is the latest evaluation logged at that step, so a card
+    never shows the metrics of other weights (the last evaluation when the best checkpoint was loaded, or an
+    earlier step's at a save without an evaluation).
+    """
+    history = state.log_history
+    evaluations = [i for i, log in enumerate(history) if any(key.startswith("eval_") for key in log)]
+    ended = max((i for i, log in enumerate(history) if "train_runtime" in log), default=None)
+    step = state.global_step
+    if ended is not None:
+        after = [i for i in evaluations if i > ended]
+        if after:
+            return history[after[-1]]
+        if getattr(args, "load_best_model_at_end", False) and state.best_global_step:
+            step = state.best_global_step
+    return next((history[i] for i in reversed(evaluations) if history[i].get("step") == step), {})
+
+
 class ModelCardCallback(TrainerCallback):
     """Write the model card as `README.md` into every checkpoint folder the Trainer saves; at the start of training,
     add `auto_map["AutoModel"]` to the model's config (`add_auto_model`), so that every checkpoint and the final
     save load with `AutoModel` too.
 
     The method settings come from the training arguments' `adv_method`, `adv_epsilon`, `adv_lambda` and
-    `adv_num_neighbors` (a plain `TrainingArguments` means `vanilla`), the metrics from the latest
-    evaluation in `state.log_history` (see `split_metrics`). `save_pretrained` has already copied the model
-    code files, so each checkpoint loads on its own with `trust_remote_code=True`.
+    `adv_num_neighbors` (a plain `TrainingArguments` means `vanilla`), the metrics from the evaluation in
+    `state.log_history` of the weights the card describes (see `evaluation_of_weights`; no metrics when there is
+    none, e.g. a checkpoint saved at a step without an evaluation). `save_pretrained` has already copied the
+    model code files, so each checkpoint loads on its own with `trust_remote_code=True`.
     """
 
     def __init__(self, dataset_name: str | None = None, base_model: str | None = None, license: str = "apache-2.0"):
@@ -473,8 +497,8 @@ class ModelCardCallback(TrainerCallback):
         optimizer: torch.optim.Optimizer | None = None,
         **options: Any,
     ) -> ModelCard:
-        """The card of `model` trained with `args`, with the metrics of the latest evaluation in `state`; with
-        `optimizer` (the trainer's), the card states the optimizer built rather than the `optim`/`adam_*` flags.
+        """The card of `model` trained with `args`, with the metrics of the evaluation of its weights in `state`
+        (`evaluation_of_weights`); with `optimizer` (the trainer's), the card states the optimizer built rather than the `optim`/`adam_*` flags.
         `options` (`language`, `model_name`, `base_model`, `license` of `build_model_card`) replace the callback's
         settings; a value of `None` is ignored."""
         from .trainer import describe_optimizer  # the trainer imports this module for its `create_model_card`
@@ -482,8 +506,7 @@ class ModelCardCallback(TrainerCallback):
         training_args = args.to_dict()
         if optimizer is not None:
             training_args["optimizer"] = describe_optimizer(optimizer)
-        latest_eval = next((log for log in reversed(state.log_history) if any(k.startswith("eval_") for k in log)), {})
-        metrics, interpretability, info = split_metrics(latest_eval)
+        metrics, interpretability, info = split_metrics(evaluation_of_weights(args, state))
         return build_model_card(
             model,
             method=getattr(args, "adv_method", "vanilla"),

@@ -476,7 +476,7 @@ def evaluate_robustness(
     non-increasing in ε by construction and equals the clean accuracy at ε = 0; the flip rate likewise.
 
     Args:
-        model: a BiLSTM-attention classifier (put in eval mode).
+        model: a BiLSTM-attention classifier (evaluated in eval mode; its train/eval mode is restored afterwards).
         dataset: a tokenized `datasets.Dataset` or dict of lists: `input_ids`, optional `token_type_ids` and
             `candidate_mask`, and `label_column`.
         epsilons (`Sequence[float]`): distinct finite radii ≥ 0 (reported in increasing order).
@@ -509,87 +509,91 @@ def evaluate_robustness(
     if "input_ids" not in columns or label_column not in columns:
         raise ValueError(f"the dataset needs `input_ids` and `{label_column}` columns; it has {columns}")
 
+    was_training = model.training  # restored at the end: a caller may go on training
     model.eval()
-    device = model.get_input_embeddings().weight.device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    num_examples = len(dataset["input_ids"])
-    order = np.argsort([len(ids) for ids in dataset["input_ids"]], kind="stable")
-    keep = ["input_ids", *(c for c in ("token_type_ids", "candidate_mask", label_column) if c in columns)]
-    pgd_attacks = [attack for attack in ("attention", "word") if attack in attacks]
-    wrong = {attack: np.zeros((len(epsilons), num_examples), dtype=bool) for attack in pgd_attacks}
-    flipped = {attack: np.zeros((len(epsilons), num_examples), dtype=bool) for attack in pgd_attacks}
-    min_flip = {attack: np.full(num_examples, np.inf) for attack in pgd_attacks}
-    permutation = np.zeros(num_examples)
-    adversarial_jsd, adversarial_ok = np.zeros(num_examples), np.zeros(num_examples, dtype=bool)
-    correct = np.zeros(num_examples, dtype=bool)
-    for start in range(0, num_examples, batch_size):
-        index = order[start : start + batch_size]
-        if hasattr(dataset, "select"):
-            rows = dataset.select(index).to_dict()
-        else:
-            rows = {c: [dataset[c][i] for i in index] for c in keep}
-        batch = {k: v.to(device) for k, v in _collate(rows, model.config.pad_token_id).items()}
-        labels = torch.as_tensor(rows[label_column], device=device)
-        head_inputs = _head_inputs(batch)
-        with torch.no_grad():
-            outputs = model(**batch)
-        predictions = outputs.logits.argmax(dim=-1)
-        correct[index] = (predictions == labels).cpu().numpy()
-        encoder_outputs = outputs.encoder_outputs
-        for attack in pgd_attacks:
-            steps = {"num_steps": num_steps, "step_size": step_size}
-            run = (partial(attention_pgd, model, encoder_outputs, labels, predictions, head_inputs=head_inputs, **steps)
-                   if attack == "attention" else partial(word_pgd, model, batch, labels, predictions, **steps))
-            first_flip = torch.full_like(labels, len(epsilons))  # index into epsilons of the first flip
-            for k, epsilon in enumerate(epsilons):
-                if epsilon == 0:
-                    is_wrong, is_flipped = predictions != labels, torch.zeros_like(labels, dtype=torch.bool)
-                else:
-                    result = run(epsilon)
-                    is_wrong, is_flipped = result.wrong, result.flipped
-                first_flip = torch.where(is_flipped & (first_flip == len(epsilons)), k, first_flip)
-                wrong[attack][k, index] = is_wrong.cpu().numpy()
-                flipped[attack][k, index] = is_flipped.cpu().numpy()
-            if bisection:
-                grid = torch.tensor([*epsilons, math.inf], device=device)
-                low = torch.where(first_flip > 0, grid[(first_flip - 1).clamp(min=0)], torch.zeros_like(grid[:1]))
-                low = torch.where(torch.isfinite(grid[first_flip]), low, torch.zeros_like(low))
-                min_flip[attack][index] = min_flip_epsilon(run, low, grid[first_flip], tolerance).cpu().numpy()
-        if "permutation" in attacks:
-            changes = permutation_tvd(model, encoder_outputs, num_permutations, generator, head_inputs)
-            permutation[index] = changes.median(dim=1).values.cpu().numpy()
-        if "adversarial_attention" in attacks:
-            _, jsd, satisfied = adversarial_attention(model, encoder_outputs, tvd_delta, adversarial_iterations,
-                                                      generator=generator, head_inputs=head_inputs)
-            adversarial_jsd[index], adversarial_ok[index] = jsd.detach().cpu().numpy(), satisfied.cpu().numpy()
+    try:
+        device = model.get_input_embeddings().weight.device
+        generator = torch.Generator(device=device).manual_seed(seed)
+        num_examples = len(dataset["input_ids"])
+        order = np.argsort([len(ids) for ids in dataset["input_ids"]], kind="stable")
+        keep = ["input_ids", *(c for c in ("token_type_ids", "candidate_mask", label_column) if c in columns)]
+        pgd_attacks = [attack for attack in ("attention", "word") if attack in attacks]
+        wrong = {attack: np.zeros((len(epsilons), num_examples), dtype=bool) for attack in pgd_attacks}
+        flipped = {attack: np.zeros((len(epsilons), num_examples), dtype=bool) for attack in pgd_attacks}
+        min_flip = {attack: np.full(num_examples, np.inf) for attack in pgd_attacks}
+        permutation = np.zeros(num_examples)
+        adversarial_jsd, adversarial_ok = np.zeros(num_examples), np.zeros(num_examples, dtype=bool)
+        correct = np.zeros(num_examples, dtype=bool)
+        for start in range(0, num_examples, batch_size):
+            index = order[start : start + batch_size]
+            if hasattr(dataset, "select"):
+                rows = dataset.select(index).to_dict()
+            else:
+                rows = {c: [dataset[c][i] for i in index] for c in keep}
+            batch = {k: v.to(device) for k, v in _collate(rows, model.config.pad_token_id).items()}
+            labels = torch.as_tensor(rows[label_column], device=device)
+            head_inputs = _head_inputs(batch)
+            with torch.no_grad():
+                outputs = model(**batch)
+            predictions = outputs.logits.argmax(dim=-1)
+            correct[index] = (predictions == labels).cpu().numpy()
+            encoder_outputs = outputs.encoder_outputs
+            for attack in pgd_attacks:
+                steps = {"num_steps": num_steps, "step_size": step_size}
+                run = (partial(attention_pgd, model, encoder_outputs, labels, predictions, head_inputs=head_inputs, **steps)
+                       if attack == "attention" else partial(word_pgd, model, batch, labels, predictions, **steps))
+                first_flip = torch.full_like(labels, len(epsilons))  # index into epsilons of the first flip
+                for k, epsilon in enumerate(epsilons):
+                    if epsilon == 0:
+                        is_wrong, is_flipped = predictions != labels, torch.zeros_like(labels, dtype=torch.bool)
+                    else:
+                        result = run(epsilon)
+                        is_wrong, is_flipped = result.wrong, result.flipped
+                    first_flip = torch.where(is_flipped & (first_flip == len(epsilons)), k, first_flip)
+                    wrong[attack][k, index] = is_wrong.cpu().numpy()
+                    flipped[attack][k, index] = is_flipped.cpu().numpy()
+                if bisection:
+                    grid = torch.tensor([*epsilons, math.inf], device=device)
+                    low = torch.where(first_flip > 0, grid[(first_flip - 1).clamp(min=0)], torch.zeros_like(grid[:1]))
+                    low = torch.where(torch.isfinite(grid[first_flip]), low, torch.zeros_like(low))
+                    min_flip[attack][index] = min_flip_epsilon(run, low, grid[first_flip], tolerance).cpu().numpy()
+            if "permutation" in attacks:
+                changes = permutation_tvd(model, encoder_outputs, num_permutations, generator, head_inputs)
+                permutation[index] = changes.median(dim=1).values.cpu().numpy()
+            if "adversarial_attention" in attacks:
+                _, jsd, satisfied = adversarial_attention(model, encoder_outputs, tvd_delta, adversarial_iterations,
+                                                          generator=generator, head_inputs=head_inputs)
+                adversarial_jsd[index], adversarial_ok[index] = jsd.detach().cpu().numpy(), satisfied.cpu().numpy()
 
-    report: dict[str, Any] = {"num_examples": num_examples, "clean_accuracy": float(correct.mean()),
-                              "num_steps": num_steps, "step_size": step_size}
-    for attack in pgd_attacks:
-        ever_wrong = np.logical_or.accumulate(wrong[attack], axis=0)  # best attack of radius ≤ ε
-        ever_flipped = np.logical_or.accumulate(flipped[attack], axis=0)
-        report[attack] = {
-            "epsilons": epsilons,
-            "accuracy": [float(1 - row.mean()) for row in ever_wrong],
-            "flip_rate": [float(row.mean()) for row in ever_flipped],
-        }
-        if bisection:
-            values = min_flip[attack]
-            median = float(np.quantile(values, 0.5, method="inverted_cdf"))
-            report[attack]["min_flip_epsilon"] = {
-                "median": median if math.isfinite(median) else None, "quantiles": _quantiles(values),
-                "num_no_flip": int(np.isinf(values).sum()), "max_epsilon": max_epsilon, "tolerance": tolerance,
+        report: dict[str, Any] = {"num_examples": num_examples, "clean_accuracy": float(correct.mean()),
+                                  "num_steps": num_steps, "step_size": step_size}
+        for attack in pgd_attacks:
+            ever_wrong = np.logical_or.accumulate(wrong[attack], axis=0)  # best attack of radius ≤ ε
+            ever_flipped = np.logical_or.accumulate(flipped[attack], axis=0)
+            report[attack] = {
+                "epsilons": epsilons,
+                "accuracy": [float(1 - row.mean()) for row in ever_wrong],
+                "flip_rate": [float(row.mean()) for row in ever_flipped],
             }
-    if "permutation" in attacks:
-        report["permutation"] = {"num_permutations": num_permutations, "median_tvd": float(np.median(permutation)),
-                                 "mean_tvd": float(permutation.mean()), "quantiles": _quantiles(permutation)}
-    if "adversarial_attention" in attacks:
-        report["adversarial_attention"] = {
-            "delta": tvd_delta, "iterations": adversarial_iterations,
-            **{f"{key}_jsd": value for key, value in _summary(adversarial_jsd[adversarial_ok]).items()},
-            "fraction_satisfied": float(adversarial_ok.mean()),
-        }
-    return report
+            if bisection:
+                values = min_flip[attack]
+                median = float(np.quantile(values, 0.5, method="inverted_cdf"))
+                report[attack]["min_flip_epsilon"] = {
+                    "median": median if math.isfinite(median) else None, "quantiles": _quantiles(values),
+                    "num_no_flip": int(np.isinf(values).sum()), "max_epsilon": max_epsilon, "tolerance": tolerance,
+                }
+        if "permutation" in attacks:
+            report["permutation"] = {"num_permutations": num_permutations, "median_tvd": float(np.median(permutation)),
+                                     "mean_tvd": float(permutation.mean()), "quantiles": _quantiles(permutation)}
+        if "adversarial_attention" in attacks:
+            report["adversarial_attention"] = {
+                "delta": tvd_delta, "iterations": adversarial_iterations,
+                **{f"{key}_jsd": value for key, value in _summary(adversarial_jsd[adversarial_ok]).items()},
+                "fraction_satisfied": float(adversarial_ok.mean()),
+            }
+        return report
+    finally:
+        model.train(was_training)
 
 
 # The attention-attack radii of a run record besides 0, ε and 2ε of the run's trained ε: comparable across methods.

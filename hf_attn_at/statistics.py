@@ -119,8 +119,8 @@ def paired_bootstrap_ci(
     """Difference of mean per-example scores (method − vanilla) with a paired bootstrap over test examples.
 
     Made for the per-example agreement (Pearson r) of several seeds evaluated on one test set. The method's seed k
-    is paired with vanilla's seed k; if the two lists hold different numbers of seeds, only the first
-    `min(K_method, K_baseline)` of each are paired (pass both in the same seed order) and the rest are ignored.
+    is paired with vanilla's seed k, so both lists hold the same seeds in the same order (different numbers of
+    seeds are refused).
     Within a pair, an example that is NaN on either side (no correlation: constant attention) is dropped.
 
     The estimate is the mean difference over the kept (seed pair, example) observations, i.e. the difference of
@@ -146,13 +146,13 @@ def paired_bootstrap_ci(
         raise ValueError(f"num_resamples must be a positive integer, got {num_resamples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    num_pairs = min(len(method_values), len(baseline_values))
-    if num_pairs == 0:
+    if len(method_values) == 0 or len(baseline_values) == 0:
         raise ValueError(f"no data: got {len(method_values)} method and {len(baseline_values)} baseline seeds")
-    method = [_finite_1d(v, f"method_values[{k}]", allow_nan=True) for k, v in enumerate(method_values[:num_pairs])]
-    baseline = [
-        _finite_1d(v, f"baseline_values[{k}]", allow_nan=True) for k, v in enumerate(baseline_values[:num_pairs])
-    ]
+    if len(method_values) != len(baseline_values):
+        raise ValueError(f"got {len(method_values)} method and {len(baseline_values)} baseline seeds: pass the same "
+                         "seeds, in the same order, for both (seed k of the method is paired with seed k of vanilla)")
+    method = [_finite_1d(v, f"method_values[{k}]", allow_nan=True) for k, v in enumerate(method_values)]
+    baseline = [_finite_1d(v, f"baseline_values[{k}]", allow_nan=True) for k, v in enumerate(baseline_values)]
     num_examples = method[0].size
     if num_examples == 0:
         raise ValueError("no data: the seed arrays hold no test example")

@@ -25,10 +25,13 @@ SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, SEP_TOKEN)  # ids 0, 1, 2 in every vocab
 DIGIT_TOKEN = "qqq"
 
 # A token containing a digit ("1990", "5.50", "10:30", "b52s") becomes ``qqq``; a sentence-final
-# period after a number stays its own token.
-_DIGIT_PATTERN = r"\w*\d(?:[\w.,:/-]*\w)?"
-# English word pieces in the spirit of spaCy's tokenizer: clitics split off, punctuation isolated.
-_WORD_PATTERN = r"\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+|[^\w\s]"
+# period after a number stays its own token. CNN's entity markers (``@entity12``) keep their number: they are
+# words of their own (Jain & Wallace add each to the vocabulary), which ``qqq`` would make one word.
+_DIGIT = r"\w*\d(?:[\w.,:/-]*\w)?"
+_DIGIT_PATTERN = rf"(?<![\w@]){_DIGIT}|(?<=@)(?!entity\d+\b){_DIGIT}"
+# English word pieces in the spirit of spaCy's tokenizer: clitics split off, punctuation isolated; CNN's
+# ``@entityN`` and ``@placeholder`` stay one token.
+_WORD_PATTERN = r"@entity\d+|@placeholder|\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+|[^\w\s]"
 
 
 def _normalizer() -> normalizers.Normalizer:
@@ -50,7 +53,8 @@ _PRE_TOKENIZER = _pre_tokenizer()
 def jain_wallace_tokenize(text: str) -> list[str]:
     """Split ``text`` into normalised word tokens (lower-cased, digit tokens replaced by ``qqq``).
 
-    Example: ``"In 1990 I didn't!"`` -> ``["in", "qqq", "i", "did", "n't", "!"]``.
+    Example: ``"In 1990 I didn't!"`` -> ``["in", "qqq", "i", "did", "n't", "!"]``; ``"@entity12 met @placeholder"``
+    -> ``["@entity12", "met", "@placeholder"]``.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}: {text!r}")

@@ -54,7 +54,7 @@ from .perturbations import (
 )
 from .run_folder import mark_checkpoint_complete, write_settings
 from .runs import RESULTS_FILE
-from .training_args import AdversarialTrainingArguments
+from .training_args import AdversarialTrainingArguments, AttentionNorm
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,8 @@ class AdversarialTrainer(Trainer):
     ) -> None:
         """Write our model card (`hf_attn_at.model_card`) as `README.md` into `args.output_dir`, in place of
         Trainer's generic one (`push_to_hub` calls this): the card of the finished run when the folder holds its
-        record (`results.json`, see `hf_attn_at.runs`), else of the model with the latest evaluation's metrics.
+        record (`results.json`, see `hf_attn_at.runs`), else of the model with the metrics of the evaluation of its
+        weights (`model_card.evaluation_of_weights`).
 
         `language`, `license`, `model_name`, `finetuned_from` (the base model) and `dataset` (one name) fill the card;
         `tags`, `tasks`, `dataset_tags` and `dataset_args` are Trainer's own card's and are refused. Other models
@@ -361,6 +362,10 @@ class AdversarialTrainer(Trainer):
     def _check_model(self, model: nn.Module) -> None:
         """Raise unless `model` is a BiLSTM-attention model or a supported Transformers encoder for this method."""
         if _is_bilstm(model):
+            if self.args.adv_attention_norm != AttentionNorm.PER_LAYER_HEAD:
+                raise ValueError(f"adv_attention_norm={self.args.adv_attention_norm.value!r} chooses where the norm of a "
+                                 "Transformers encoder's perturbation is taken; a BiLSTM-attention model has one "
+                                 "attention layer: leave it at 'per_layer_head'")
             return
         method = self.args.adv_method
         if not method.spec.transformer_encoders:

@@ -215,6 +215,7 @@ class AdversarialTrainingArguments(TrainingArguments):
         if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"`adv_vat_num_iterations` must be an integer >= 1, got {iterations!r}")
         self._check_multi_step_settings()
+        self._check_unused_settings()
         steps = self.max_consecutive_nonfinite_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"`max_consecutive_nonfinite_steps` must be an integer >= 1, got {steps!r}")
@@ -242,6 +243,21 @@ class AdversarialTrainingArguments(TrainingArguments):
             )
         elif isinstance(self.adv_step_size, bool) or not self.adv_step_size > 0:
             raise ValueError(f"`adv_step_size` must be a finite float > 0, got {self.adv_step_size!r}")
+
+    def _check_unused_settings(self) -> None:
+        """Raise on an `adv_*` setting changed from its default that `adv_method` does not read (it would be
+        recorded in `training_args.json` and the model card without having been used)."""
+        settings = self.adv_method.spec.settings
+        for setting in fields(self):
+            name = setting.name
+            if not name.startswith("adv_") or name in ("adv_method", *settings) or getattr(self, name) == setting.default:
+                continue
+            users = [method for method, spec in METHODS.items() if name in spec.settings]
+            value = getattr(self, name)
+            raise ValueError(
+                f"`{name}={value.value if isinstance(value, Enum) else value!r}` is not used by adv_method={self.adv_method.value!r}; it applies to "
+                f"{', '.join(users)} (leave it at its default {setting.default!r})"
+            )
 
     def _check_optimizer_settings(self) -> None:
         """Raise on a setting the optimizer would reject later, or on `paper_optimizer` with a chosen `optim`."""

@@ -213,7 +213,9 @@ def test_reproduce_tiny_grid_runs_and_resumes(tmp_path, capsys):
     assert "attention_at" in printed and "vanilla" in printed
     results_md = (out / "RESULTS.md").read_text()
     assert "| vanilla | – |" in results_md and "| attention_at | 1 |" in results_md
-    assert "## The paper's claims against our numbers" in results_md
+    sections = [line for line in results_md.splitlines() if line.startswith("## ")]
+    assert sections[:3] == ["## The claims decided by the intervals", "## The paper's claims against our numbers",
+                            "## Tables"]  # the verdicts first
     report = out / "figures" / "sst_report" / "report.html"
     assert report.is_file() and "attention_at" in report.read_text()
     assert sorted(p.name for p in cards.iterdir()) == ["sst-attention_at-eps1.md", "sst-vanilla.md"]

@@ -81,3 +81,20 @@ def test_seed_level_check_of_the_agreement_counts_the_seed_spread(tmp_path):
            "inconclusive 0" in text
     assert "2, checked over seeds (Welch's interval over the seeds' mean Pearson r)**: held 0 / not held 0 / " \
            "inconclusive 1" in text
+
+
+def test_differences_pair_seeds_by_number_not_position(tmp_path, caplog):
+    """Vanilla has seeds 1-3, the method seeds 2-3 with exactly vanilla's values of the same seed: the paired
+    difference is 0 (pairing by position would compare method seed 2 with vanilla seed 1), and seed 1 is named."""
+    base = {seed: np.full(20, 0.1 * seed) for seed in (1, 2, 3)}
+    run_dirs, results = {}, []
+    for method, epsilon, seeds in (("vanilla", None, (1, 2, 3)), ("attention_at", 1.0, (2, 3))):
+        for seed in seeds:
+            name, folder, result = write_run(tmp_path, "sst", method, epsilon, seed, 0.8, base[seed])
+            run_dirs[name] = folder
+            results.append(result)
+    with caplog.at_level("WARNING", logger="hf_attn_at.cli.comparisons"):
+        table = differences(results, run_dirs, lambda task, method: 1.0, run_name, lambda r: r.test_metric("accuracy"))
+    r = table["sst"]["attention_at"]["pearson"]
+    assert (r.estimate, r.low, r.high) == (0.0, 0.0, 0.0) and r.verdict() == "inconclusive"
+    assert "pairs seeds [2, 3] with vanilla's and leaves out seeds [1]" in caplog.text

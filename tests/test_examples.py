@@ -104,15 +104,17 @@ def test_classification_example_resumes_only_its_own_run(tmp_path):
     """A rerun with other settings is refused (it resumed the other run's checkpoint and labelled the result with
     the new settings); the same command resumes from the newest complete checkpoint."""
     script, out = str(REPO_ROOT / "examples" / "run_classification.py"), tmp_path / "out"
-    argv = [sys.executable, script, "--task_name", "sst", *EXAMPLE_ARGS, "--do_train", "--save_strategy", "epoch",
+    vanilla = [arg for arg in EXAMPLE_ARGS if arg not in ("--adv_epsilon", "1.0")]  # vanilla reads no ε
+    argv = [sys.executable, script, "--task_name", "sst", *vanilla, "--do_train", "--save_strategy", "epoch",
             "--output_dir", str(out)]
     first = subprocess.run(argv, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert (out / "checkpoint-6" / "run_settings.json").is_file()
-    other = subprocess.run([*argv, "--adv_method", "attention_at"], capture_output=True, text=True,
+    other = subprocess.run([*argv, "--adv_method", "attention_at", "--adv_epsilon", "1.0"], capture_output=True, text=True,
                            env=subprocess_env(), timeout=300)
     assert other.returncode != 0
-    assert "holds a run with other settings (training.adv_method: 'vanilla' → 'attention_at')" in other.stderr
+    assert "holds a run with other settings (" in other.stderr
+    assert "training.adv_method: 'vanilla' → 'attention_at'" in other.stderr
     again = subprocess.run(argv, capture_output=True, text=True, env=subprocess_env(), timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"Resuming training at {out / 'checkpoint-6'}" in again.stdout + again.stderr

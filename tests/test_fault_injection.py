@@ -170,6 +170,29 @@ def test_a_matching_rerun_resumes_and_overwrite_starts_afresh(run_copy, caplog):
     assert read_settings(run_copy / "checkpoint-4")["training"]["seed"] == 7
 
 
+def test_an_overwrite_that_stops_early_leaves_no_earlier_results(run_copy, monkeypatch):
+    """--overwrite_output_dir with other settings, killed in training: the folder must not look like a finished run
+    (the earlier run's results.json, weights and card) under the new settings."""
+    from hf_attn_at import experiment
+    from hf_attn_at.runs import RunRecord
+
+    assert RunRecord.load(run_copy).seed == 42
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment.AdversarialTrainer, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        main(train_argv(run_copy, "--seed", "7", "--overwrite_output_dir", "true"))
+    assert read_settings(run_copy)["training"]["seed"] == 7
+    left = {path.name for path in run_copy.iterdir()}
+    assert not left & {"results.json", "metrics.json", "explanation.json", "README.md", "model.safetensors"}, left
+    assert not any(name.startswith("checkpoint-") for name in left)
+    monkeypatch.undo()
+    assert main(train_argv(run_copy, "--seed", "7")) == 0  # the same command finishes the new run
+    assert RunRecord.load(run_copy).seed == 7
+
+
 def test_a_live_lock_refuses_a_second_run_and_a_stale_one_is_taken_over(tmp_path, capsys, caplog):
     run = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

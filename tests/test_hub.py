@@ -14,13 +14,21 @@ import numpy as np
 import pytest
 import torch
 import transformers.utils.hub as transformers_hub
-from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData, RepoUrl, metadata_load
+from huggingface_hub import (
+    CommitInfo,
+    CommitOperationDelete,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    RepoUrl,
+    metadata_load,
+)
 from transformers import Trainer, TrainingArguments
 
 from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification, build_word_tokenizer
 from hf_attn_at.cli.main import main
 from hf_attn_at.hub import CODE_FILES, export_for_hub, push_to_hub
-from hf_attn_at.model_card import ModelCardCallback, build_model_card, write_model_cards
+from hf_attn_at.model_card import ModelCardCallback, _format_value, build_model_card, write_model_cards
 
 TEXTS = ["a gripping , funny film .", "a dull and boring film", "great acting in 1999 !", "bad"]
 EXPORTED_FILES = {
@@ -139,10 +147,16 @@ def run_dir(model, tokenizer, tmp_path):
     return run
 
 
+class FakeHubCalls(dict):
+    """The recorded calls by HfApi method; `repo_files` is what the fake repo holds before a commit."""
+
+    repo_files: list[str] = [".gitattributes"]
+
+
 @pytest.fixture()
 def fake_hub(monkeypatch):
     """Replace the HfApi calls that reach the network; record their arguments and the committed files."""
-    calls: dict[str, list] = {"create_repo": [], "create_branch": [], "create_commit": []}
+    calls = FakeHubCalls(create_repo=[], create_branch=[], create_commit=[], list_repo_files=[])
 
     def create_repo(self, repo_id, **kwargs):
         calls["create_repo"].append({"repo_id": repo_id, **kwargs})
@@ -151,13 +165,20 @@ def fake_hub(monkeypatch):
     def create_branch(self, repo_id, **kwargs):
         calls["create_branch"].append({"repo_id": repo_id, **kwargs})
 
+    def list_repo_files(self, repo_id, **kwargs):
+        calls["list_repo_files"].append({"repo_id": repo_id, **kwargs})
+        return list(calls.repo_files)
+
     def create_commit(self, repo_id, operations, **kwargs):
         # The files live in a temporary folder that is deleted after the upload: read them now.
-        files = {}
+        files, deleted = {}, []
         for op in operations:
+            if isinstance(op, CommitOperationDelete):
+                deleted.append(op.path_in_repo)
+                continue
             source = op.path_or_fileobj
             files[op.path_in_repo] = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
-        calls["create_commit"].append({"repo_id": repo_id, "files": files, **kwargs})
+        calls["create_commit"].append({"repo_id": repo_id, "files": files, "deleted": deleted, **kwargs})
         return CommitInfo(
             commit_url=f"https://huggingface.co/{repo_id}/commit/{'0' * 40}",
             commit_message=kwargs["commit_message"],
@@ -168,6 +189,7 @@ def fake_hub(monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "create_branch", create_branch)
     monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    monkeypatch.setattr(HfApi, "list_repo_files", list_repo_files)
     # Older transformers (5.5) call huggingface_hub's module-level functions, bound to its own HfApi instance
     # at import: route those through the patched class too.
     api = HfApi()
@@ -235,6 +257,22 @@ def test_push_uploads_run_dir(run_dir, fake_hub):
     card = commit["files"]["README.md"].decode()
     assert "attention_at" in card and "value: 0.8" in card and 'from_pretrained("ns/name"' in card
     assert "test_runtime" not in card
+
+    assert commit["deleted"] == []  # the repo held only .gitattributes
+
+
+def test_push_deletes_what_an_earlier_upload_left(model, card, fake_hub, caplog):
+    """A run without a tokenizer pushed to a repo that holds an earlier run's tokenizer and weight shards: the
+    commit deletes them (else the model would be published next to another vocabulary), keeps .gitattributes."""
+    old = ["tokenizer.json", "tokenizer_config.json", "model-00001-of-00002.safetensors", "model.safetensors.index.json"]
+    fake_hub.repo_files = [".gitattributes", "README.md", "config.json", *old]
+    with caplog.at_level(logging.WARNING, logger="hf_attn_at.hub"):
+        push_to_hub(model, "ns/name", card=card, revision="v2")
+    (commit,) = fake_hub["create_commit"]
+    assert commit["deleted"] == sorted(old)
+    assert {"README.md", "config.json"} <= set(commit["files"]) and "tokenizer.json" not in commit["files"]
+    assert fake_hub["list_repo_files"] == [{"repo_id": "ns/name", "revision": "v2"}]
+    assert "ns/name@v2 holds files this upload does not have" in caplog.text and "tokenizer.json" in caplog.text
 
 
 def test_transformers_push_to_hub_carries_code_files(model, fake_hub):
@@ -373,7 +411,9 @@ def test_write_model_cards(run_dir, tmp_path):
     assert ModelCard.load(path).data.to_dict()["datasets"] == ["sst"]
 
 
-def test_callback_writes_card_into_loadable_checkpoints(tmp_path):
+def _toy_trainer(tmp_path, compute_metrics=None, **overrides):
+    """A plain `Trainer` of a tiny model on 16 random examples with `ModelCardCallback`; `overrides` go to its
+    `TrainingArguments` (12 steps at lr 3e-2, evaluation by steps, unless overridden)."""
     model = _tiny_model(seed=1)
     generator = torch.Generator().manual_seed(0)
     lengths = torch.randint(1, 8, (16,), generator=generator)
@@ -381,25 +421,17 @@ def test_callback_writes_card_into_loadable_checkpoints(tmp_path):
     ids = torch.randint(3, 40, (16, 7), generator=generator) * mask
     labels = torch.randint(0, 2, (16,), generator=generator)
     data = [{"input_ids": i, "attention_mask": m, "labels": y} for i, m, y in zip(ids, mask, labels, strict=True)]
-    args = TrainingArguments(
-        output_dir=str(tmp_path / "out"),
-        max_steps=4,
-        save_steps=2,
-        eval_strategy="steps",
-        eval_steps=2,
-        per_device_train_batch_size=4,
-        learning_rate=1e-2,
-        use_cpu=True,
-        report_to="none",
-        disable_tqdm=True,
-    )
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=data,
-        eval_dataset=data,
+    settings = {"max_steps": 12, "learning_rate": 3e-2, "eval_strategy": "steps", **overrides}
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, use_cpu=True,
+                             report_to="none", disable_tqdm=True, **settings)
+    return Trainer(model=model, args=args, train_dataset=data, eval_dataset=data, compute_metrics=compute_metrics,
+                   callbacks=[ModelCardCallback(dataset_name="random-tokens")])
+
+
+def test_callback_writes_card_into_loadable_checkpoints(tmp_path):
+    trainer = _toy_trainer(
+        tmp_path, max_steps=4, save_steps=2, eval_steps=2, learning_rate=1e-2,
         compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())},
-        callbacks=[ModelCardCallback(dataset_name="random-tokens")],
     )
     trainer.train()
     checkpoint = tmp_path / "out" / "checkpoint-4"
@@ -412,7 +444,8 @@ def test_callback_writes_card_into_loadable_checkpoints(tmp_path):
     assert "| `learning_rate` | `0.01` |" in card.text
     assert all((checkpoint / name).is_file() for name in CODE_FILES)
 
-    inputs = {"input_ids": ids[:4], "attention_mask": mask[:4]}
+    first = trainer.train_dataset[:4]
+    inputs = {key: torch.stack([example[key] for example in first]) for key in ("input_ids", "attention_mask")}
     fresh = _fresh_load(tmp_path, checkpoint, inputs)
     with torch.no_grad():
         expected = trainer.model.eval()(**inputs).logits
@@ -459,3 +492,33 @@ def test_checkpoint_folder_is_refused_with_the_run_folder_to_pass(model, tokeniz
     with pytest.raises(ValueError, match="is a Trainer checkpoint"):
         push_to_hub(checkpoint, "ns/name")
     assert not out.exists() and all(not calls for calls in fake_hub.values())
+
+
+def _card_loss(card: ModelCard) -> str | None:
+    """The loss the card's metrics table shows (as written), or None."""
+    return next((line.split("|")[2].strip() for line in card.text.splitlines() if line.startswith("| loss |")), None)
+
+
+def test_card_metrics_are_those_of_the_weights_it_describes(tmp_path):
+    """With `load_best_model_at_end` the final card shows the best checkpoint's evaluation (here the first, as the
+    highest loss is "best"), not the last one; an evaluation after training describes the weights then."""
+    trainer = _toy_trainer(tmp_path, eval_steps=4, save_steps=4, load_best_model_at_end=True,
+                           metric_for_best_model="loss", greater_is_better=True)
+    trainer.train()
+    losses = {log["step"]: log["eval_loss"] for log in trainer.state.log_history if "eval_loss" in log}
+    assert trainer.state.best_global_step == 4 and losses[4] != losses[12]
+    card = ModelCardCallback().build_card(trainer.args, trainer.state, trainer.model)
+    assert _card_loss(card) == _format_value(losses[4])
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(losses[4], rel=1e-5)  # the card's model: step 4's
+    after = trainer.state.log_history[-1]["eval_loss"]
+    assert _card_loss(ModelCardCallback().build_card(trainer.args, trainer.state, trainer.model)) == _format_value(after)
+    for step in (4, 8, 12):  # each checkpoint's card: its own step's evaluation
+        card = ModelCard.load(tmp_path / "out" / f"checkpoint-{step}" / "README.md")
+        assert _card_loss(card) == _format_value(losses[step])
+
+
+def test_checkpoint_without_its_own_evaluation_gets_no_metrics(tmp_path):
+    trainer = _toy_trainer(tmp_path, eval_steps=4, save_steps=6)
+    trainer.train()
+    assert _card_loss(ModelCard.load(tmp_path / "out" / "checkpoint-6" / "README.md")) is None
+    assert _card_loss(ModelCard.load(tmp_path / "out" / "checkpoint-12" / "README.md")) is not None

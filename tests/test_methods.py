@@ -96,8 +96,9 @@ def test_trainer_takes_every_direction_from_the_lookup(tmp_path, monkeypatch, me
         BiLSTMAttentionConfig(vocab_size=20, embedding_size=8, hidden_size=4, attention_hidden_size=4, num_labels=2)
     )
     args = AdversarialTrainingArguments(
-        output_dir=str(tmp_path), adv_method=method, adv_epsilon=0.5, adv_num_neighbors=2, adv_vat_num_iterations=2,
-        per_device_train_batch_size=3, use_cpu=True, report_to="none",
+        output_dir=str(tmp_path), adv_method=method, adv_epsilon=0.5, per_device_train_batch_size=3, use_cpu=True,
+        report_to="none", **{name: 2 for name in ("adv_num_neighbors", "adv_vat_num_iterations")
+                             if name in METHODS[method].settings},
     )
     AdversarialTrainer(model=model, args=args).compute_loss(model.train(), tiny_batch())
     spec = METHODS[method]

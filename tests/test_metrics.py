@@ -70,8 +70,10 @@ def test_task_metrics_module_matches_sklearn(num_labels):
 def test_task_metrics_one_class_has_no_auc_and_bad_input_is_one_line():
     logits = np.array([[0.3, 0.1], [0.0, 2.0], [1.0, 0.0]])
     metrics = classification_metrics(logits, np.array([0, 0, -100]))
-    assert "auc" not in metrics  # ROC AUC is undefined with one class
-    assert metrics["accuracy"] == 0.5 and metrics["f1"] == 0.0
+    assert "auc" not in metrics and "f1" not in metrics  # ROC AUC and F1 of class 1 are undefined without class 1
+    assert metrics["accuracy"] == 0.5
+    assert "auc" not in classification_metrics(logits[1:2], np.array([1]))  # positives only: F1 is defined
+    assert classification_metrics(logits[1:2], np.array([1]))["f1"] == 1.0
     module = evaluate.load(metric_path("task_metrics"))
     with pytest.raises(ValueError, match=r"same num_labels, got lengths \[2, 3\]"):
         module.compute(predictions=[[0.0, 1.0], [0.0, 1.0, 2.0]], references=[0, 1])
@@ -79,6 +81,18 @@ def test_task_metrics_one_class_has_no_auc_and_bad_input_is_one_line():
         module.compute(predictions=logits.tolist(), references=[5, -1, 0])
     with pytest.raises(ValueError, match="top_k must be a positive int, got 0"):
         module.compute(predictions=logits.tolist(), references=[0, 1, 0], top_k=0)
+
+
+@pytest.mark.parametrize("num_labels", [2, 3])
+def test_non_finite_logits_are_refused_not_counted_as_class_0(num_labels):
+    logits = np.zeros((4, num_labels))
+    logits[2] = np.nan  # a diverged model: argmax would say class 0 and accuracy would count it
+    labels = np.array([-100, 0, 0, 1])
+    with pytest.raises(ValueError, match=r"logits\) of 1 of 3 labelled examples are not finite \(first: row 2, "):
+        classification_metrics(logits, labels)
+    logits[2] = -np.inf
+    with pytest.raises(ValueError, match="not finite"):
+        classification_metrics(logits, labels)
 
 
 def test_attention_agreement_module_matches_scipy_on_ragged_examples():

@@ -383,3 +383,10 @@ def test_pair_models_attack_only_the_attended_segment():
     report = evaluate_robustness(model, dataset, [0, 1], num_steps=2, num_permutations=3, adversarial_iterations=2)
     assert report["attention"]["accuracy"][0] == float(np.mean(np.array(predictions) == labels.numpy()))
     assert report["word"]["accuracy"][0] == report["attention"]["accuracy"][0]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_models_train_or_eval_mode_is_restored(training):
+    model = tiny_model().train(training)
+    evaluate_robustness(model, make_dataset(6), [0.0, 1.0], attacks=("attention",), bisection=False)
+    assert model.training is training and all(module.training is training for module in model.modules())

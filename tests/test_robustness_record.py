@@ -169,6 +169,8 @@ def test_reproduce_records_robustness_and_robustness_only_fills_it_again(tmp_pat
         old = json.loads((folder / RESULTS_FILE).read_text())
         del old["robustness"]
         (folder / RESULTS_FILE).write_text(json.dumps(old))
+    assert "### Robustness" in (run / "README.md").read_text()
+    (run / "README.md").write_text("an older card\n")
     vanilla = out / "runs" / "sst" / "vanilla" / "seed1" / RESULTS_FILE
     untouched = vanilla.stat().st_mtime_ns
     assert main([*argv, "--robustness_only"]) == 0
@@ -176,6 +178,7 @@ def test_reproduce_records_robustness_and_robustness_only_fills_it_again(tmp_pat
         again = json.loads((folder / RESULTS_FILE).read_text())["robustness"]
         assert {k: v for k, v in again.items() if k != "seconds"} == \
             {k: v for k, v in trained.items() if k != "seconds"}
+    assert "### Robustness" in (run / "README.md").read_text()  # the run folder's card shows the new record
     assert vanilla.stat().st_mtime_ns == untouched
     # A run folder locked by another live process (another worker evaluating it) is skipped, not evaluated twice.
     for folder in (run, records / "sst" / "attention_at-eps1" / "seed1"):

@@ -2,6 +2,9 @@
 the run before any work."""
 
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 from testing_utils import SHARED_DATA, require_shared_data
@@ -66,3 +69,23 @@ def test_code_version_is_read_once_per_process(monkeypatch):
     assert experiment.code_version() == first
     assert calls == []
     experiment.code_version.cache_clear()
+
+
+def test_code_version_ignores_a_repository_that_does_not_track_the_package(tmp_path, monkeypatch):
+    """hf_attn_at installed in a git-ignored `.venv` of the user's own project: the record names the package
+    version, not the project's commit."""
+    from hf_attn_at import __version__, experiment
+
+    project = tmp_path / "project"
+    package = project / ".venv" / "site-packages" / "hf_attn_at"
+    shutil.copytree(Path(experiment.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    (project / ".gitignore").write_text(".venv/\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project)]
+    for command in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "project"]):
+        subprocess.run([*git, *command], check=True, capture_output=True)
+    monkeypatch.setattr(experiment, "__file__", str(package / "experiment.py"))
+    experiment.code_version.cache_clear()
+    try:
+        assert experiment.code_version() == f"hf_attn_at {__version__}"
+    finally:
+        experiment.code_version.cache_clear()

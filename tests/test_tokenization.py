@@ -10,6 +10,10 @@ def test_jain_wallace_normalisation():
         "in", "qqq", ",", "i", "did", "n't", "like", "$", "qqq", "films", "!",
     ]
     assert jain_wallace_tokenize("B52s at 10:30.") == ["qqq", "at", "qqq", "."]
+    # CNN's entity markers keep their number and stay one word; other @-words follow the digit rule.
+    assert jain_wallace_tokenize("@Entity12 met @entity3. @placeholder") == ["@entity12", "met", "@entity3", ".",
+                                                                         "@placeholder"]
+    assert jain_wallace_tokenize("@user12 @entity12abc (@entity4)") == ["@", "qqq", "@", "qqq", "(", "@entity4", ")"]
     with pytest.raises(TypeError, match="must be a str"):
         jain_wallace_tokenize(None)
 

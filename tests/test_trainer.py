@@ -59,8 +59,8 @@ def make_args(tmp_path, method, **overrides):
         "output_dir": str(tmp_path),
         "adv_method": method,
         "adv_epsilon": None if method == "vanilla" else EPSILON,
-        "adv_lambda": LAMBDA,
-        "adv_num_neighbors": 3,
+        **({} if method == "vanilla" else {"adv_lambda": LAMBDA}),
+        **({"adv_num_neighbors": 3} if method == "word_iat" else {}),
         "per_device_train_batch_size": 8,
         "optim": "sgd",
         "learning_rate": 0.5,
@@ -114,6 +114,17 @@ def make_trainer(tmp_path, method, model, train=None, collator=collate, **overri
             "and attention_ivat, not 'word_at'",
         ),
         ({"adv_iat_normalize": True}, "`adv_iat_normalize=True` .* not 'vanilla'"),
+        # Settings the method does not read are refused, not recorded as if used.
+        ({"adv_method": "attention_at", "adv_epsilon": 1.0, "adv_vat_xi": 5.0},
+         "`adv_vat_xi=5.0` is not used by adv_method='attention_at'; it applies to attention_vat, attention_ivat"),
+        ({"adv_method": "attention_at", "adv_epsilon": 1.0, "adv_vat_num_iterations": 4}, "`adv_vat_num_iterations=4`"),
+        ({"adv_method": "attention_iat", "adv_epsilon": 1.0, "adv_num_neighbors": 3},
+         "`adv_num_neighbors=3` is not used by adv_method='attention_iat'; it applies to word_iat"),
+        ({"adv_lambda": 0.3}, "`adv_lambda=0.3` is not used by adv_method='vanilla'"),
+        ({"adv_epsilon_scale": "score_std"}, "`adv_epsilon_scale='score_std'` is not used by adv_method='vanilla'"),
+        ({"adv_method": "word_at", "adv_epsilon": 1.0, "adv_attention_norm": "global"},
+         "`adv_attention_norm='global'` is not used by adv_method='word_at'; it applies to attention_rp, attention_at, "
+         "attention_iat"),
     ],
 )
 def test_arguments_are_validated(tmp_path, kwargs, message):
@@ -471,3 +482,8 @@ def test_nonfinite_loss_with_fp16_loss_scaling_is_skipped_by_the_scaler(tmp_path
     for name, value in model.state_dict().items():
         assert torch.equal(value, initial[name]), name
     assert skipped_steps(trainer) == 1 and trainer.accelerator.scaler.get_scale() < 4.0
+
+
+def test_bilstm_refuses_a_transformers_attention_norm(tmp_path):
+    with pytest.raises(ValueError, match="adv_attention_norm='global' chooses where the norm of a Transformers"):
+        make_trainer(tmp_path, "attention_at", tiny_model(), adv_attention_norm="global")

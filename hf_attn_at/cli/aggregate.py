@@ -354,7 +354,7 @@ def ablation_table(
     as in `other_selected`, or `DEFAULT_EPSILON` without selection), test accuracy and Pearson r, mean ± std over
     seeds."""
     here, there = summarize(results), summarize(other)
-    lines = [f"## This protocol next to `{other_dir}`", "",
+    lines = [f"## Ablation: these runs next to the records in `{other_dir}` (--ablation_records_dir)", "",
              f"Main rows of each method here and in the records of `{other_dir}`; test accuracy and Pearson r, mean ± "
              "std over seeds (seeds in brackets).", ""]
     for task in sorted(set(here) & set(there)):

@@ -2,15 +2,16 @@
 
 Accuracy: Welch's t interval over seeds ([`~hf_attn_at.statistics.seed_difference_ci`]). Agreement (Pearson r
 between attention and gradient importance per test example): a paired bootstrap over test examples pooled across
-seeds, a method's seed k paired with vanilla's seed k ([`~hf_attn_at.statistics.paired_bootstrap_ci`]), checked
-by Welch's interval over the seeds' mean Pearson r (the seed-to-seed spread). A verdict is "held" when the whole
-interval is above 0, "not held" when it is below (significantly worse), else "inconclusive". See
-docs/STATISTICS.md.
+seeds, a method's seed s paired with vanilla's seed s (seeds only one of them has are left out, with a warning;
+[`~hf_attn_at.statistics.paired_bootstrap_ci`]), checked by Welch's interval over the seeds' mean Pearson r (the
+seed-to-seed spread). A verdict is "held" when the whole interval is above 0, "not held" when it is below
+(significantly worse), else "inconclusive". See docs/STATISTICS.md.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from ..statistics import (
     seed_difference_ci,
     summarize_verdicts,
 )
+
+logger = logging.getLogger(__name__)
 
 # The paper's two attention methods, whose claims the intervals decide.
 OURS = ("attention_at", "attention_iat")
@@ -63,12 +66,22 @@ def differences(
                           key=lambda r: r.seed)
             if not runs:
                 continue
-            pearson = [per_example_pearson(run_dirs[run_name(task, method, epsilon, r.seed)]) for r in runs]
-            baseline = [per_example_pearson(run_dirs[run_name(task, "vanilla", None, r.seed)]) for r in vanilla]
+            pearson = {r.seed: per_example_pearson(run_dirs[run_name(task, method, epsilon, r.seed)]) for r in runs}
+            baseline = {r.seed: per_example_pearson(run_dirs[run_name(task, "vanilla", None, r.seed)]) for r in vanilla}
+            paired = sorted(pearson.keys() & baseline.keys())
+            unpaired = sorted(pearson.keys() ^ baseline.keys())
+            if not paired:
+                logger.warning("%s: %s (seeds %s) has no seed in common with vanilla (seeds %s): no interval",
+                               task, method, sorted(pearson), sorted(baseline))
+                continue
+            if unpaired:
+                logger.warning("%s: the bootstrap of %s pairs seeds %s with vanilla's and leaves out seeds %s, which "
+                               "only one of them has", task, method, paired, unpaired)
             table[task][method] = {
                 "accuracy": seed_difference_ci([accuracy(r) for r in runs], [accuracy(r) for r in vanilla]),
-                "pearson": paired_bootstrap_ci(pearson, baseline),
-                "pearson_seeds": seed_difference_ci([np.nanmean(p) for p in pearson], [np.nanmean(b) for b in baseline]),
+                "pearson": paired_bootstrap_ci([pearson[s] for s in paired], [baseline[s] for s in paired]),
+                "pearson_seeds": seed_difference_ci([np.nanmean(p) for p in pearson.values()],
+                                                    [np.nanmean(b) for b in baseline.values()]),
             }
     return table
 

@@ -77,20 +77,23 @@ def attention_rollout(attentions: Iterable[torch.Tensor]) -> torch.Tensor:
 
 
 def transformer_attention(model: nn.Module, batch: Mapping[str, torch.Tensor], kind: str = "last_layer") -> torch.Tensor:
-    """The first token's attention `(batch_size, sequence_length)` (`kind`: `last_layer` or `rollout`); 0 on padding."""
+    """The first token's attention `(batch_size, sequence_length)` (`kind`: `last_layer` or `rollout`); 0 on padding.
+    The first token is each example's first non-padding one (`[CLS]` with right or left padding)."""
     if kind not in ATTENTION_KINDS:
         raise ValueError(f"`kind` must be one of {ATTENTION_KINDS}, got {kind!r}")
     inputs = _inputs(model, batch)
     with torch.no_grad(), _attention_weights_returned(model):
         attentions = model(**inputs, output_attentions=True).attentions
-    return _first_token_attention(attentions, kind)
+    return _first_token_attention(attentions, kind, inputs["attention_mask"])
 
 
-def _first_token_attention(attentions: Sequence[torch.Tensor], kind: str) -> torch.Tensor:
-    """Row 0 `(batch_size, sequence_length)` of the last layer's head mean or of the rollout of `attentions`."""
-    if kind == "last_layer":
-        return attentions[-1].mean(1)[:, 0]
-    return attention_rollout(attentions)[:, 0]
+def _first_token_attention(attentions: Sequence[torch.Tensor], kind: str, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The row `(batch_size, sequence_length)` of each example's first valid token (the first 1 of
+    `attention_mask`: row 0 with right padding, after the padding with left padding) in the last layer's head
+    mean or in the rollout of `attentions`."""
+    weights = attentions[-1].mean(1) if kind == "last_layer" else attention_rollout(attentions)
+    first = attention_mask.to(weights.device).long().argmax(-1)  # (batch_size,)
+    return weights[torch.arange(weights.shape[0], device=weights.device), first]
 
 
 def transformer_gradient_importance(
@@ -144,7 +147,8 @@ def _scored_rows(
         with torch.no_grad(), _attention_weights_returned(model):
             outputs = model(**inputs, output_attentions=True)
         values = {"input_ids": inputs["input_ids"], "importance": transformer_gradient_importance(model, inputs, special_ids),
-                  **{kind: _first_token_attention(outputs.attentions, kind) for kind in ATTENTION_KINDS}}
+                  **{kind: _first_token_attention(outputs.attentions, kind, inputs["attention_mask"])
+                     for kind in ATTENTION_KINDS}}
         for kind, tensor in values.items():
             array = tensor.cpu().numpy() if kind == "input_ids" else tensor.float().cpu().numpy()
             rows[kind].extend(row[keep] for row, keep in zip(array, mask, strict=True))

@@ -39,8 +39,9 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray, top_k: int = 
     """Metrics from `logits` `(num_examples, num_labels)` and `labels` `(num_examples,)`, via the
     `task_metrics` Evaluate module.
 
-    Always `accuracy` and `macro_f1`; binary tasks add `f1` (positive class) and `auc`; tasks with
-    more than `top_k` labels (QA) add `top{top_k}_accuracy`. Unlabelled examples (-100) are ignored.
+    Always `accuracy` and `macro_f1`; binary tasks add `f1` (positive class, when it occurs) and `auc` (when both
+    classes occur); tasks with more than `top_k` labels (QA) add `top{top_k}_accuracy`. Unlabelled examples (-100)
+    are ignored; non-finite logits raise a `ValueError`.
     """
     logits, labels = np.asarray(logits), np.asarray(labels)
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:

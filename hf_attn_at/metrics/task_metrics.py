@@ -11,9 +11,11 @@ from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 _DESCRIPTION = """\
 The task metrics of "Attention Meets Perturbations" (Kitada & Iyatomi, 2021) from classifier logits: always
-`accuracy` and `macro_f1` (over the classes present in the references); binary tasks add `f1` (positive class 1)
-and `auc` (ROC AUC of the softmax probability of class 1, only when both classes occur); tasks with more than
-`top_k` labels (question answering) add `top{top_k}_accuracy`. References equal to -100 (unlabelled) are ignored.
+`accuracy` and `macro_f1` (over the classes present in the references); binary tasks add `f1` (positive class 1,
+only when class 1 occurs: without positives it is undefined) and `auc` (ROC AUC of the softmax probability of
+class 1, only when both classes occur); tasks with more than `top_k` labels (question answering) add
+`top{top_k}_accuracy`. References equal to -100 (unlabelled) are ignored. Non-finite logits (a diverged model)
+are refused: their argmax would count as predictions of class 0.
 """
 
 _KWARGS_DESCRIPTION = """
@@ -67,12 +69,17 @@ class TaskMetrics(evaluate.Metric):
         if labels.min() < 0 or labels.max() >= num_labels:
             raise ValueError(f"labels must be -100 or in [0, {num_labels}) for {num_labels} logits, got "
                              f"{sorted(set(labels[(labels < 0) | (labels >= num_labels)].tolist()))}")
+        bad_rows = np.flatnonzero(~np.isfinite(logits).all(-1))
+        if bad_rows.size:
+            raise ValueError(f"predictions (logits) of {bad_rows.size} of {len(logits)} labelled examples are not finite "
+                             f"(first: row {int(np.flatnonzero(keep)[bad_rows[0]])}, {logits[bad_rows[0]].tolist()}); "
+                             "the model diverged: no metric is computed from them")
         predicted = logits.argmax(-1)
         metrics = {
             "accuracy": float(accuracy_score(labels, predicted)),
             "macro_f1": float(f1_score(labels, predicted, average="macro", labels=np.unique(labels))),
         }
-        if num_labels == 2:
+        if num_labels == 2 and (labels == 1).any():
             metrics["f1"] = float(f1_score(labels, predicted, pos_label=1, zero_division=0))
             if len(np.unique(labels)) == 2:
                 metrics["auc"] = float(roc_auc_score(labels, softmax(logits, axis=-1)[:, 1]))

@@ -72,6 +72,17 @@ def test_cnn_local(tmp_path):
     assert row["candidate_mask"] == [True, False, True, False, True, False]
 
 
+def test_cnn_entity_markers_are_distinct_words(tmp_path):
+    """`@entityN` keeps its number (the digit rule would make every entity `@ qqq`, so questions with different
+    answers had the same ids) and `@placeholder` is one word, as in Jain & Wallace's CNN vocabulary."""
+    write_cnn(tmp_path)
+    tokenized, tokenizer = prepare_task("cnn", "local", tmp_path, min_df=1)
+    texts = [tokenizer.convert_ids_to_tokens(ids) for ids in tokenized["train"]["input_ids"]]
+    assert texts[0][:6] == ["@entity0", "met", "@entity1", "in", "@entity4", "."]
+    assert "@placeholder" in texts[0] and "qqq" not in texts[0]
+    assert len({tuple(ids) for ids in tokenized["train"]["input_ids"]}) == 3  # the three answers: three inputs
+
+
 def test_cnn_collator_passes_candidate_mask(tmp_path):
     write_cnn(tmp_path)
     tokenized, tokenizer = prepare_task("cnn", "local", tmp_path, min_df=1)

@@ -83,7 +83,7 @@ def test_semi_supervised_example_runs(tmp_path):
         sys.executable, str(REPO_ROOT / "examples" / "run_semi_supervised.py"), "--task_name", "sst",
         "--data_source", "local", "--data_dir", str(SHARED_DATA), "--labelled_fraction", "0.25",
         "--max_train_samples", "64", "--max_test_samples", "32", "--methods", "attention_at", "attention_ivat",
-        "--adv_epsilon", "1.0", "--embedding_size", "8", "--hidden_size", "8", "--attention_hidden_size", "8",
+        "--epsilon", "1.0", "--embedding_size", "8", "--hidden_size", "8", "--attention_hidden_size", "8",
         "--max_steps", "2", "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path),
         "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
     ]

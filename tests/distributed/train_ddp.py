@@ -34,7 +34,7 @@ RUNS = {
     "attention_at_static": {"adv_method": "attention_at", "ddp_find_unused_parameters": False},
     "attention_iat": {"adv_method": "attention_iat"},
     "word_at": {"adv_method": "word_at"},
-    "word_iat": {"adv_method": "word_iat"},
+    "word_iat": {"adv_method": "word_iat", "adv_num_neighbors": 3},
 }
 # all-MiniLM-L6-v2 (BERT) with attention AT on every layer and head, DDP's default and static graphs.
 MINILM_RUNS = {
@@ -93,7 +93,6 @@ def train_run(name: str, output_dir: str, world_size: int, **overrides) -> Adver
     args = AdversarialTrainingArguments(
         output_dir=str(Path(output_dir) / name),
         adv_epsilon=0.5,
-        adv_num_neighbors=3,
         per_device_train_batch_size=GLOBAL_BATCH // world_size,
         optim="sgd",
         lr_scheduler_type="constant",

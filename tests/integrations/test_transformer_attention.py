@@ -217,7 +217,7 @@ def test_perturbation_arguments_are_validated(kwargs, message):
 def make_trainer(tmp_path, method, model, **overrides):
     values = {
         "output_dir": str(tmp_path), "adv_method": method, "adv_epsilon": None if method == "vanilla" else EPSILON,
-        "adv_lambda": LAMBDA, "per_device_train_batch_size": 4, "optim": "sgd", "learning_rate": 0.5,
+        **({} if method == "vanilla" else {"adv_lambda": LAMBDA}), "per_device_train_batch_size": 4, "optim": "sgd", "learning_rate": 0.5,
         "lr_scheduler_type": "constant", "report_to": "none", "save_strategy": "no", "logging_steps": 1,
         "use_cpu": True, "seed": 0, "disable_tqdm": True, "train_sampling_strategy": "sequential",
     }
@@ -435,3 +435,25 @@ def test_explain_verb_on_minilm_matches_explain_transformer(tmp_path, capsys):
                                             "Transformers encoders, not both: BiLSTM ['b'], others ['minilm']")
     assert "Traceback" not in err
     assert not (tmp_path / "mixed").exists()
+
+
+def test_explanations_take_the_cls_row_with_left_padding_too():
+    """With a left-padding tokenizer the first row of a short example is [PAD]: the attention explained is the row
+    of its [CLS] (found by its id here), as with right padding."""
+    from hf_attn_at.interpret.transformer import (
+        _attention_weights_returned,
+        attention_rollout,
+        transformer_attention,
+    )
+
+    model = TransformerTester.model().eval()
+    cls_id, pad_id = 3, 0
+    ids = torch.tensor([[cls_id, 10, 11, 12, 13, 14, 15], [pad_id, pad_id, pad_id, cls_id, 20, 21, 22]])
+    mask = (ids != pad_id).long()
+    with torch.no_grad(), _attention_weights_returned(model):
+        attentions = model(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
+    cls_rows = (ids == cls_id).long().argmax(-1)  # [0, 3]
+    for kind, weights in (("last_layer", attentions[-1].mean(1)), ("rollout", attention_rollout(attentions))):
+        got = transformer_attention(model, {"input_ids": ids, "attention_mask": mask}, kind)
+        torch.testing.assert_close(got, weights[torch.arange(2), cls_rows], rtol=0, atol=0)
+        assert got[1, :3].abs().max() == 0 and not torch.equal(got[1], weights[1, 0])  # not the [PAD] row
