@@ -301,9 +301,16 @@ def run_experiment(
     data_args: DataArguments,
     training_args: AdversarialTrainingArguments,
     robustness_args: RobustnessArguments | None = None,
+    *,
+    command: str | None = None,
+    epsilon_selected_on: str | None = None,
 ) -> RunRecord:
     """Train, evaluate on every test split, measure attention–gradient agreement (and, with
     `robustness_args.eval_robustness`, robustness: the record's `robustness`) and save the run folder.
+
+    `command` (the command line that ran it) and `epsilon_selected_on` (the task whose validation chose ε, when
+    not this one) go into the record from its first write, so a run stopped during its robustness evaluation is
+    never recorded without them.
 
     The output folder is checked and locked first (`hf_attn_at.run_folder`): a file, a foreign non-empty folder
     (without `--overwrite_output_dir`), a folder locked by a live process, or a run or checkpoint with other
@@ -316,7 +323,8 @@ def run_experiment(
     main_process = training_args.should_save
     with run_lock(output_dir) if main_process else nullcontext():
         check_output_dir(output_dir, training_args.overwrite_output_dir)
-        return _run_locked(model_args, data_args, training_args, output_dir, main_process, robustness_args)
+        return _run_locked(model_args, data_args, training_args, output_dir, main_process, robustness_args,
+                           command=command, epsilon_selected_on=epsilon_selected_on)
 
 
 def _run_locked(
@@ -326,6 +334,9 @@ def _run_locked(
     output_dir: Path,
     main_process: bool,
     robustness_args: RobustnessArguments | None = None,
+    *,
+    command: str | None = None,
+    epsilon_selected_on: str | None = None,
 ) -> RunRecord:
     """`run_experiment` once this process holds the folder's lock (or is not the main process)."""
     settings = run_settings(model_args, data_args, training_args)
@@ -388,6 +399,8 @@ def _run_locked(
         total_runtime=clock.elapsed,
         training_logs=training_log_summary(trainer.state.log_history),
         code_version=code_version(),
+        command=command,
+        epsilon_selected_on=epsilon_selected_on,
         training_args=json_safe(args_dict),
         num_labels=trainer.model.config.num_labels,
     )

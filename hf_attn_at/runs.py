@@ -64,7 +64,7 @@ class RunRecord:
         train_runtime, total_runtime (`float`, *optional*): seconds of training, and of the whole run.
         training_logs (`dict`, *optional*): see `experiment.training_log_summary`.
         code_version (`str`, *optional*): see `experiment.code_version`.
-        command (`str`, *optional*): the `hf-attn-at reproduce` invocation that ran it.
+        command (`str`, *optional*): the `hf-attn-at train` or `hf-attn-at reproduce` invocation that ran it.
         robustness (`dict`, *optional*): `hf_attn_at.robustness.evaluate_run_robustness` on the test split
             (`settings`, `seconds`, and the report of `evaluate_robustness`); numbers only, no weights.
         epsilon_selected_on (`str`, *optional*): the task whose validation selected `epsilon`, when it is not this

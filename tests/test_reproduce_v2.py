@@ -183,7 +183,8 @@ def test_execute_records_where_each_runs_epsilon_came_from(tmp_path, monkeypatch
         record.save(records / name)
     trained = []
 
-    def fake_run_experiment(model_args, data_args, training_args, robustness_args=None):
+    def fake_run_experiment(model_args, data_args, training_args, robustness_args=None, command=None,
+                            epsilon_selected_on=None):
         method = training_args.adv_method.value
         epsilon = None if method == "vanilla" else training_args.adv_epsilon
         fake_result(data_args.task_name, method, epsilon, training_args.seed, 0.5).save(training_args.output_dir)

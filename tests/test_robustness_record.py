@@ -261,3 +261,24 @@ def test_a_failing_robustness_evaluation_loses_no_training(tmp_path, monkeypatch
     filled = json.loads((run / RESULTS_FILE).read_text())
     assert filled["robustness"]["num_examples"] == 16
     assert {k: v for k, v in filled.items() if k != "robustness"} == saved
+
+
+@require_shared_data("sst")
+def test_a_run_killed_during_its_robustness_evaluation_is_recorded_with_its_command(tmp_path, monkeypatch):
+    """`results.json` is written before the attacks: a kill there (no exception handler runs) must still leave a
+    record that names its command (and, with --epsilon_from, its ε source) from that first write."""
+    import hf_attn_at.experiment
+
+    out = tmp_path / "grid"
+    argv = ["reproduce", "--grid", "ci", "--tasks", "sst", "--methods", "vanilla", "--max_train_samples", "64",
+            "--explain_max_samples", "8", "--data_source", "local", "--data_dir", str(SHARED_DATA),
+            "--output_dir", str(out), "--robustness_max_samples", "16", "--robustness_epsilons", "0.5"]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hf_attn_at.experiment, "evaluate_run_robustness", killed)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    saved = json.loads((out / "runs" / "sst" / "vanilla" / "seed1" / RESULTS_FILE).read_text())
+    assert "robustness" not in saved and saved["command"] == "hf-attn-at reproduce " + " ".join(argv[1:])

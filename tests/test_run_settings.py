@@ -89,3 +89,14 @@ def test_code_version_ignores_a_repository_that_does_not_track_the_package(tmp_p
         assert experiment.code_version() == f"hf_attn_at {__version__}"
     finally:
         experiment.code_version.cache_clear()
+
+
+@require_shared_data("sst")
+def test_train_records_its_command(tmp_path):
+    argv = ["train", "--task_name", "sst", "--data_source", "local", "--data_dir", str(SHARED_DATA),
+            "--max_train_samples", "32", "--max_eval_samples", "16", "--max_test_samples", "16", "--embedding_size", "8",
+            "--hidden_size", "8", "--attention_hidden_size", "8", "--num_train_epochs", "1", "--report_to", "none",
+            "--disable_tqdm", "true", "--output_dir", str(tmp_path / "run")]
+    assert main(argv) == 0
+    record = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert record["command"] == "hf-attn-at train " + " ".join(argv[1:])

@@ -414,7 +414,8 @@ def execute(
             run_dir = inside(root, run.name)
             logger.info("run %s", run.name)
             try:
-                run_experiment(*run_arguments(args, run, run_dir, custom), robustness_args)
+                run_experiment(*run_arguments(args, run, run_dir, custom), robustness_args, command=command,
+                               epsilon_selected_on=run.epsilon_from)
             except RunLockedError as err:  # another worker of the grid is running it
                 logger.warning("skipping %s: %s", run.name, err)
                 continue
@@ -431,7 +432,8 @@ def execute(
 
 def _record_finished(args: ReproduceArguments, run: Run, run_dir: Path, command: str) -> None:
     """Stamp a run this invocation finished (`results.json` exists: written by the main process only) with the
-    grid's `command` and ε source, and copy its record to `--records_dir`."""
+    grid's `command` and ε source (`run_experiment` records them too; a run finished by an earlier invocation gets
+    this one's), and copy its record to `--records_dir`."""
     if not (run_dir / RESULTS_FILE).is_file():
         return
     record = RunRecord.load(run_dir)

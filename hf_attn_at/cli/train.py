@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 
 from ..arguments import DataArguments, ModelArguments
@@ -26,11 +27,11 @@ def make_parser() -> CommandParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from ..experiment import run_experiment
 
-    model_args, data_args, training_args, robustness_args = make_parser().parse_args_into_dataclasses(
-        args=list(argv or [])
-    )
+    argv = list(argv or [])
+    model_args, data_args, training_args, robustness_args = make_parser().parse_args_into_dataclasses(args=argv)
     robustness_args.check_used()
-    record = run_experiment(model_args, data_args, training_args, robustness_args)
+    command = "hf-attn-at train " + " ".join(shlex.quote(arg) for arg in argv)
+    record = run_experiment(model_args, data_args, training_args, robustness_args, command=command)
     print(json.dumps({"metrics": record.metrics, "agreement": record.agreement}, indent=2))
     print(f"saved to {training_args.output_dir}")
     return 0
