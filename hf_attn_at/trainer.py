@@ -91,9 +91,6 @@ class AdversarialTrainer(Trainer):
     saves and checkpoints) raises rather than write non-finite weights.
     """
 
-    # The loss is a per-batch mean: Trainer divides it by the gradient-accumulation steps.
-    loss_is_scaled_for_ga = False
-
     def __init__(
         self,
         model: nn.Module | None = None,
@@ -109,6 +106,9 @@ class AdversarialTrainer(Trainer):
             raise ValueError("AdversarialTrainer needs `args=AdversarialTrainingArguments(...)`")
         method = self.args.adv_method
         if method != AdversarialMethod.VANILLA:
+            # `L + λ · L_adv` is a per-batch mean: Trainer divides it by the gradient-accumulation steps. Vanilla
+            # keeps Trainer's rule (a `compute_loss_func` loss normalised by `num_items_in_batch` is not divided).
+            self.loss_is_scaled_for_ga = False
             if self.label_smoother is not None or self.compute_loss_func is not None:
                 raise ValueError(
                     f"adv_method={method.value!r} uses the model's own loss: label_smoothing_factor and "

@@ -255,6 +255,27 @@ def test_gradient_accumulation_matches_full_batch(tmp_path, method):
     assert any((a != b).any() for a, b in zip(full.parameters(), tiny_model().parameters(), strict=True))
 
 
+def test_gradient_accumulation_of_vanilla_with_a_custom_loss_matches_full_batch(tmp_path):
+    """Vanilla keeps Trainer's rule: a `compute_loss_func` loss normalised by `num_items_in_batch` is already scaled
+    for accumulation and must not be divided again (the update was half the full batch's with 2 micro-batches)."""
+    import torch.nn.functional as F
+
+    def loss_func(outputs, labels, num_items_in_batch=None):
+        total = F.cross_entropy(outputs.logits, labels, reduction="sum")
+        return total / (labels.numel() if num_items_in_batch is None else num_items_in_batch)
+
+    data = make_examples(32, seed=2)
+    models = {}
+    for name, settings in (("full", {"per_device_train_batch_size": 16}),
+                           ("ga", {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2})):
+        models[name] = tiny_model()
+        args = make_args(tmp_path / name, "vanilla", max_steps=2, **settings)
+        AdversarialTrainer(model=models[name], args=args, train_dataset=data, data_collator=collate,
+                           compute_loss_func=loss_func).train()
+    for (name, a), b in zip(models["full"].named_parameters(), models["ga"].parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
 # ---------------------------------------------------------------- faults and resume
 
 
