@@ -204,6 +204,31 @@ def test_execute_records_where_each_runs_epsilon_came_from(tmp_path, monkeypatch
             assert record.command == "hf-attn-at reproduce --epsilon_from sst"
 
 
+def test_execute_skips_a_run_another_worker_finished_after_planning(tmp_path, monkeypatch):
+    """Two workers plan the same grid; while this one trains vanilla seed 1, the other finishes vanilla seed 2
+    (its results.json appears). This worker must not train seed 2 again (it resumed from the last checkpoint and
+    overwrote the record)."""
+    import hf_attn_at.experiment
+    from hf_attn_at.cli.reproduce import execute
+
+    out = tmp_path / "out"
+    trained = []
+
+    def fake_run_experiment(model_args, data_args, training_args, robustness_args=None, command=None,
+                            epsilon_selected_on=None):
+        fake_result("sst", "vanilla", None, training_args.seed, 0.5).save(training_args.output_dir)
+        trained.append(training_args.seed)
+        if training_args.seed == 1:  # meanwhile, the other worker finishes seed 2
+            fake_result("sst", "vanilla", None, 2, 0.7).save(out / "runs" / run_name("sst", "vanilla", None, 2))
+
+    monkeypatch.setattr(hf_attn_at.experiment, "run_experiment", fake_run_experiment)
+    args = ReproduceArguments(grid="paper", tasks=["sst"], methods=["vanilla"], seeds=[1, 2, 3], output_dir=str(out))
+    execute(args, "hf-attn-at reproduce")
+    assert trained == [1, 3]
+    assert RunRecord.load(out / "runs" / run_name("sst", "vanilla", None, 2)).metrics == \
+        fake_result("sst", "vanilla", None, 2, 0.7).metrics  # the other worker's record, untouched
+
+
 def scored_result(task, method, epsilon, seed, accuracy, pearson, validation_auc, **changes):
     record = summary_result(task, method, epsilon, seed, accuracy, pearson)
     return replace(record, metrics={**record.metrics, "validation": {"validation_auc": validation_auc}}, **changes)

@@ -414,6 +414,9 @@ def execute(
             run_dir = inside(root, run.name)
             logger.info("run %s", run.name)
             try:
+                if _finished_meanwhile(args, run, run_dir):
+                    logger.info("skipping %s: another worker of the grid finished it", run.name)
+                    continue
                 run_experiment(*run_arguments(args, run, run_dir, custom), robustness_args, command=command,
                                epsilon_selected_on=run.epsilon_from)
             except RunLockedError as err:  # another worker of the grid is running it
@@ -428,6 +431,16 @@ def execute(
         if evaluated:
             logger.info("robustness evaluated for %d finished runs that lacked it: %s", len(evaluated),
                         ", ".join(evaluated))
+
+
+def _finished_meanwhile(args: ReproduceArguments, run: Run, run_dir: Path) -> bool:
+    """Whether another worker finished `run` after this invocation planned it: checked under the run folder's lock
+    (a worker still running it raises `RunLockedError`), else the run would be trained again from its last
+    checkpoint and its record overwritten."""
+    with run_lock(run_dir):
+        if (run_dir / RESULTS_FILE).is_file():
+            return True
+    return bool(args.records_dir) and (inside(Path(args.records_dir), run.name) / RESULTS_FILE).is_file()
 
 
 def _record_finished(args: ReproduceArguments, run: Run, run_dir: Path, command: str) -> None:
