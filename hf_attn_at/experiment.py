@@ -14,6 +14,7 @@ import json
 import logging
 import subprocess
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -103,11 +104,43 @@ class RunClock(TrainerCallback, ExportableState):
     @classmethod
     def from_checkpoint(cls, checkpoint: str | None) -> RunClock:
         """A clock continuing the one saved in `checkpoint` (a fresh one without checkpoint or saved clock)."""
-        state_file = Path(checkpoint) / "trainer_state.json" if checkpoint else None
-        if state_file is None or not state_file.is_file():
-            return cls()
-        saved = TrainerState.load_from_json(str(state_file)).stateful_callbacks.get(cls.__name__)
-        return cls(**saved["args"]) if isinstance(saved, dict) else cls()
+        return cls(**_saved_callback_args(checkpoint, cls.__name__))
+
+
+class CodeVersions(TrainerCallback, ExportableState):
+    """The code versions (`code_version`) that trained a run, oldest first, saved in every checkpoint's
+    `trainer_state.json`: a run resumed by another version records both (`RunRecord.code_version`: joined by
+    " then ").
+
+    Args:
+        versions (`Sequence[str]`, *optional*): the versions of the processes before this one; this process's
+            version is appended when it differs from the last.
+    """
+
+    def __init__(self, versions: Sequence[str] = ()):
+        self.versions = list(versions)
+        if not self.versions or self.versions[-1] != code_version():
+            self.versions.append(code_version())
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"versions": self.versions}, "attributes": {}}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | None) -> CodeVersions:
+        """The versions saved in `checkpoint` plus this process's (this process's alone without a saved list)."""
+        return cls(**_saved_callback_args(checkpoint, cls.__name__))
+
+    def __str__(self) -> str:
+        return " then ".join(self.versions)
+
+
+def _saved_callback_args(checkpoint: str | None, name: str) -> dict[str, Any]:
+    """The `args` of the stateful callback `name` saved in `checkpoint`'s `trainer_state.json` (`{}` if none)."""
+    state_file = Path(checkpoint) / "trainer_state.json" if checkpoint else None
+    if state_file is None or not state_file.is_file():
+        return {}
+    saved = TrainerState.load_from_json(str(state_file)).stateful_callbacks.get(name)
+    return dict(saved["args"]) if isinstance(saved, dict) else {}
 
 
 def _saved_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase | None:
@@ -346,7 +379,7 @@ def _run_locked(
     data = load_data(data_args, training_args.seed, tokenizer=_saved_tokenizer(model_args))
     dsd, tokenizer = data.dataset, data.tokenizer
     resume, settings = prepare_run_folder(model_args, data_args, training_args, data)
-    clock = RunClock.from_checkpoint(resume)
+    clock, versions = RunClock.from_checkpoint(resume), CodeVersions.from_checkpoint(resume)
     model = build_model(model_args, data)
     trainer = AdversarialTrainer(
         model=model,
@@ -356,7 +389,7 @@ def _run_locked(
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[ModelCardCallback(dataset_name=data_args.dataset_label), clock],
+        callbacks=[ModelCardCallback(dataset_name=data_args.dataset_label), clock, versions],
         run_settings=settings,
     )
     train_output = trainer.train(resume_from_checkpoint=resume)
@@ -398,7 +431,7 @@ def _run_locked(
         train_runtime=train_output.metrics.get("train_runtime"),
         total_runtime=clock.elapsed,
         training_logs=training_log_summary(trainer.state.log_history),
-        code_version=code_version(),
+        code_version=str(versions),
         command=command,
         epsilon_selected_on=epsilon_selected_on,
         training_args=json_safe(args_dict),

@@ -63,7 +63,8 @@ class RunRecord:
         data_args (`dict`), num_examples (`dict[str, int]`): the data settings and each split's size.
         train_runtime, total_runtime (`float`, *optional*): seconds of training, and of the whole run.
         training_logs (`dict`, *optional*): see `experiment.training_log_summary`.
-        code_version (`str`, *optional*): see `experiment.code_version`.
+        code_version (`str`, *optional*): see `experiment.code_version`; a run resumed by other code names each
+            version, oldest first, joined by " then " (`experiment.CodeVersions`).
         command (`str`, *optional*): the `hf-attn-at train` or `hf-attn-at reproduce` invocation that ran it.
         robustness (`dict`, *optional*): `hf_attn_at.robustness.evaluate_run_robustness` on the test split
             (`settings`, `seconds`, and the report of `evaluate_robustness`); numbers only, no weights.

@@ -262,6 +262,11 @@ def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
     state = json.loads(state_file.read_text())
     assert 0 < state["stateful_callbacks"]["RunClock"]["args"]["elapsed"] < 1000
     state["stateful_callbacks"]["RunClock"]["args"]["elapsed"] = 1000.0
+    # The code versions saved with it too: pretend older code trained the first 2 steps.
+    from hf_attn_at.experiment import code_version
+
+    assert state["stateful_callbacks"]["CodeVersions"]["args"]["versions"] == [code_version()]
+    state["stateful_callbacks"]["CodeVersions"]["args"]["versions"] = ["hf_attn_at 0.0.9 (git 0123456789ab)"]
     state_file.write_text(json.dumps(state))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="hf_attn_at"):
@@ -271,6 +276,7 @@ def test_train_verb_resumes_a_crashed_run(tmp_path, caplog):
     assert state["global_step"] == 4
     resumed = json.loads((run / "results.json").read_text())
     assert 1000 < resumed["total_runtime"] < 1000 + resumed["train_runtime"] + 300
+    assert resumed["code_version"] == f"hf_attn_at 0.0.9 (git 0123456789ab) then {code_version()}"
 
 
 @pytest.mark.parametrize(("script", "results_file", "records", "grid"), [
