@@ -150,7 +150,7 @@ def _saved_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase | No
         return None
     try:
         return AutoTokenizer.from_pretrained(model_args.model_name_or_path)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:  # ImportError: transformers 5.5 without protobuf
         raise ValueError(
             f"--model_name_or_path {model_args.model_name_or_path}: cannot load its tokenizer (tokenizer.json, "
             f"tokenizer_config.json), which a continued model needs: {' '.join(str(err).split())}"

@@ -35,9 +35,14 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import Trainer
+from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from .integrations.transformer_attention import check_supported, transformer_attention_step
+from .integrations.transformer_attention import (
+    SUPPORTED_MODEL_TYPES,
+    check_supported,
+    transformer_attention_step,
+)
 from .methods import METHODS, AdversarialMethod
 from .model_card import ModelCardCallback, card_from_run_dir
 from .models.bilstm_attention import BiLSTMAttentionConfig
@@ -105,9 +110,14 @@ class AdversarialTrainer(Trainer):
         if not isinstance(self.args, AdversarialTrainingArguments):
             raise ValueError("AdversarialTrainer needs `args=AdversarialTrainingArguments(...)`")
         method = self.args.adv_method
-        if method != AdversarialMethod.VANILLA:
-            # `L + λ · L_adv` is a per-batch mean: Trainer divides it by the gradient-accumulation steps. Vanilla
-            # keeps Trainer's rule (a `compute_loss_func` loss normalised by `num_items_in_batch` is not divided).
+        if method == AdversarialMethod.VANILLA:
+            # Trainer's rule (a `compute_loss_func` loss normalised by `num_items_in_batch` is not divided), except
+            # for Transformers encoders' classification heads: they take `**kwargs`, so Trainer counts their loss as
+            # normalised by `num_items_in_batch`, but it is a per-batch mean (N accumulated steps: N times the update).
+            if self.compute_loss_func is None and self.label_smoother is None and _loss_is_batch_mean(self.model):
+                self.loss_is_scaled_for_ga = False
+        else:
+            # `L + λ · L_adv` is a per-batch mean: Trainer divides it by the gradient-accumulation steps.
             self.loss_is_scaled_for_ga = False
             if self.label_smoother is not None or self.compute_loss_func is not None:
                 raise ValueError(
@@ -317,7 +327,11 @@ class AdversarialTrainer(Trainer):
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         """Trainer's checkpoint, then `run_settings.json` and the completion marker, then the rotation of older
         checkpoints (Trainer rotates before returning, which would leave no complete checkpoint if the process died
-        between its rotation and our marker)."""
+        between its rotation and our marker). A checkpoint resumed from may predate one of the stateful callbacks
+        (one of older code): Trainer's state then lacks its entry, which Trainer's save reads."""
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, ExportableState):
+                self.state.stateful_callbacks.setdefault(type(callback).__name__, callback.state())
         save_total_limit = self.args.save_total_limit
         self.args.save_total_limit = None
         try:
@@ -591,6 +605,12 @@ def _detached_states(encoder_outputs: Any, scores: torch.Tensor) -> Any:
 
 def _is_bilstm(model: nn.Module) -> bool:
     return getattr(getattr(model, "config", None), "model_type", None) == BiLSTMAttentionConfig.model_type
+
+
+def _loss_is_batch_mean(model: nn.Module | None) -> bool:
+    """Whether `model` is a supported Transformers encoder's sequence classifier, whose loss is the batch's mean."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return model_type in SUPPORTED_MODEL_TYPES and type(model).__name__.endswith("ForSequenceClassification")
 
 
 __all__ = ["AdversarialTrainer", "describe_optimizer"]

@@ -1,5 +1,6 @@
 """bf16 autocast on CPU (`bf16=True`, `use_cpu=True`): attention AT on the BiLSTM-attention model and on
-all-MiniLM-L6-v2 (through `hf_attn_at.integrations`) trains with finite losses and perturbations of norm ε."""
+all-MiniLM-L6-v2 (through `hf_attn_at.integrations`) trains with finite losses and perturbations of norm ε, and a
+small r reaches the BiLSTM's softmax unrounded (the Transformers encoders': tests/integrations)."""
 
 import importlib.util
 import math
@@ -56,3 +57,28 @@ def test_bf16_autocast_attention_at_on_cpu(tmp_path, monkeypatch, name):
         # Mean norm per example (BiLSTM) or per example, layer and head (MiniLM): ε up to bf16 rounding (2^-8).
         assert entry["adv_perturbation_norm"] == pytest.approx(epsilon, rel=2e-2)
     assert all(torch.isfinite(param).all() for param in trainer.model.parameters())
+
+
+def test_small_attention_perturbation_reaches_the_bilstm_softmax_under_autocast():
+    """Under a bare bf16 autocast the BiLSTM's scores are bf16, and so is an r computed from their gradient: r = 0.01
+    is added in float32 (on the scores' bf16 grid, spacing 1/8 near 20, it vanished and the perturbed attention
+    equalled the clean one)."""
+    from hf_attn_at import BiLSTMAttentionConfig, BiLSTMAttentionForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BiLSTMAttentionConfig(vocab_size=99, embedding_size=16, hidden_size=8, attention_hidden_size=8, num_labels=2)
+    model = BiLSTMAttentionForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.model.attention.context.weight.mul_(800)  # scores of size ~20, like AT-trained attention's
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 99, (4, 12), generator=generator)
+    mask = (torch.arange(12)[None] < torch.tensor([12, 9, 7, 12])[:, None]).long()
+    r = (0.01 * torch.randn(4, 12, generator=generator)).bfloat16()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        clean = model(input_ids=ids * mask, attention_mask=mask, output_attentions=True)
+        adv = model(input_ids=ids * mask, attention_mask=mask, output_attentions=True, attention_perturbation=r)
+    scores, valid = clean.attention_scores, mask.bool()
+    assert scores.dtype == torch.bfloat16 and scores.float().abs()[valid].median() > 8
+    expected = (scores.float() + r.float()).masked_fill(~valid, float("-inf")).softmax(-1)
+    torch.testing.assert_close(adv.attentions.float(), expected, atol=1e-6, rtol=1e-5)
+    assert (adv.attentions.float() - clean.attentions.float()).abs().max() > 1e-4

@@ -3,6 +3,7 @@
 import copy
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -312,6 +313,27 @@ def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, method):
     )
     for (name, a), b in zip(straight.named_parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+
+
+def test_resume_from_a_checkpoint_saved_before_a_stateful_callback_existed(tmp_path):
+    """A checkpoint of older code lacks a newer stateful callback's entry: the resumed run saves its next
+    checkpoint with that callback's state (Trainer's save read the missing entry: KeyError, the run crashed)."""
+    from transformers.trainer_callback import ExportableState, TrainerCallback
+
+    class Versions(TrainerCallback, ExportableState):
+        def state(self):
+            return {"args": {}, "attributes": {"version": "new"}}
+
+    data = make_examples(32, seed=4)
+    common = {"max_steps": 4, "save_strategy": "steps", "save_steps": 2}
+    make_trainer(tmp_path, "attention_at", tiny_model(), data, **common).train()
+    shutil.rmtree(tmp_path / "checkpoint-4")
+    trainer = make_trainer(tmp_path, "attention_at", tiny_model(), data, **common)
+    trainer.add_callback(Versions())
+    trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert state["stateful_callbacks"]["Versions"] == {"args": {}, "attributes": {"version": "new"}}
 
 
 @pytest.mark.parametrize("method", METHODS)

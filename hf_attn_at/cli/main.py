@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.main(rest) or 0)
     except USER_ERRORS as err:
-        print(f"hf-attn-at {verb}: error: {err}", file=sys.stderr)
+        print(f"hf-attn-at {verb}: error: {str(err).strip()}", file=sys.stderr)
         return 2
     finally:
         destroy_process_group()

@@ -106,12 +106,14 @@ def adversarial_attention_forward(
                 raise ValueError(
                     f"the model called its attention {layer + 1} times but {len(perturbations)} perturbations were given"
                 )
-            logits = logits + perturbations[layer].to(logits.dtype)
+            # Added in at least float32: on the bf16/fp16 grid of the logits (autocast) a small r rounds away.
+            work = torch.promote_types(logits.dtype, torch.float32)
+            logits = logits.to(work) + perturbations[layer].to(work)
     if attention_mask is not None:
         logits = logits + attention_mask
     weights = nn.functional.softmax(logits, dim=-1)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    output = torch.matmul(weights.to(value.dtype), value).transpose(1, 2).contiguous()
     return output, weights
 
 

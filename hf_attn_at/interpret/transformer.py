@@ -102,17 +102,27 @@ def transformer_gradient_importance(
     """Gradient importance `|∇_{e_t} ŷ · e_t|` `(batch_size, sequence_length)` over the word embeddings.
 
     One forward and one backward per batch (the gradient of `Σ_b ŷ_b`). Padding and `special_ids` get 0; with
-    `normalize` each row sums to 1 over the other tokens.
+    `normalize` each row sums to 1 over the other tokens. The gradient is taken at the word-embedding layer's output
+    in the model's own `input_ids` forward (with `inputs_embeds` RoBERTa-family models would number the positions of
+    left-padded rows differently from the prediction they explain).
     """
     inputs = _inputs(model, batch)
-    input_ids = inputs.pop("input_ids")
-    embeds = model.get_input_embeddings()(input_ids).detach().requires_grad_()
-    with torch.enable_grad():
-        probs = model(inputs_embeds=embeds, **inputs).logits.softmax(-1)
-        predicted = probs.max(-1).values
-        (grad,) = torch.autograd.grad(predicted.sum(), embeds)
-    scores = (grad * embeds).sum(-1).abs().detach()
-    mask = scored_tokens(input_ids, inputs["attention_mask"], special_ids)
+    captured: list[torch.Tensor] = []
+
+    def capture(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        captured.append(output.detach().requires_grad_())
+        return captured[-1]
+
+    handle = model.get_input_embeddings().register_forward_hook(capture)
+    try:
+        with torch.enable_grad():
+            probs = model(**inputs).logits.softmax(-1)
+            predicted = probs.max(-1).values
+            (grad,) = torch.autograd.grad(predicted.sum(), captured[0])
+    finally:
+        handle.remove()
+    scores = (grad * captured[0]).sum(-1).abs().detach()
+    mask = scored_tokens(inputs["input_ids"], inputs["attention_mask"], special_ids)
     return normalize_importance(scores, mask) if normalize else scores.masked_fill(~mask, 0.0)
 
 

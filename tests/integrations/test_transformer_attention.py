@@ -111,6 +111,33 @@ def test_perturbation_reaches_every_layer(model_type):
         assert not torch.allclose(adv.attentions[layer], clean.attentions[layer])
 
 
+@pytest.mark.parametrize("precision", ["autocast", "bf16_weights"])
+def test_small_perturbation_reaches_the_softmax_in_bf16(precision):
+    """Under bf16 the logits are bf16 (spacing 1/16 near 10): r = 0.01 must be added in float32, not rounded onto
+    their grid (it vanished: the perturbed attention equalled the clean one). A bf16 model still runs."""
+    model = TransformerTester.model().eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "query" in name or "key" in name:
+                param.mul_(40)  # logits of size ~10, like trained attention's
+    if precision == "bf16_weights":
+        model.to(torch.bfloat16)
+    batch = TransformerTester.batch()
+    generator = torch.Generator().manual_seed(1)
+    perturbations = [0.01 * torch.randn(4, 2, 7, 7, generator=generator) for _ in range(2)]
+    adversary = AttentionAdversary(perturbations=perturbations)
+    with (torch.no_grad(), adversarial_attention(model),
+          torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "autocast")):
+        clean = model(**batch, output_attentions=True)
+        adv = model(**batch, output_attentions=True, **{ADVERSARY_KWARG: adversary})
+    assert adversary.logits[0].dtype == torch.bfloat16 and adversary.logits[0].abs().max() > 8
+    key_mask = torch.where(batch["attention_mask"].bool(), 0.0, torch.finfo(torch.float32).min)[:, None, None, :]
+    for layer in range(2):
+        expected = (adversary.logits[layer].float() + perturbations[layer] + key_mask).softmax(-1)
+        torch.testing.assert_close(adv.attentions[layer].float(), expected, atol=1e-6, rtol=1e-5)
+        assert (adv.attentions[layer].float() - clean.attentions[layer].float()).abs().max() > 1e-4
+
+
 def test_logits_mask_is_valid_queries_times_valid_keys():
     model = TransformerTester.model().eval()
     batch = TransformerTester.batch()
@@ -279,6 +306,29 @@ def test_train_and_save_keep_stock_attention(tmp_path, model_type, method):
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "saved")
     assert reloaded.config._attn_implementation == "sdpa"
     assert ATTENTION_IMPLEMENTATION not in (tmp_path / "saved" / "config.json").read_text()
+
+
+@pytest.mark.parametrize("method", ["vanilla", "attention_at"])
+def test_gradient_accumulation_matches_full_batch(tmp_path, method):
+    """2 micro-batches of 2 = 1 batch of 4 (SGD, fixed order). BERT's head returns a per-batch mean but takes
+    `**kwargs`, so Trainer counted vanilla's loss as normalised by `num_items_in_batch`: twice the update."""
+    from datasets import Dataset
+
+    batch = TransformerTester.batch()
+    rows = Dataset.from_list([{k: v[i].tolist() for k, v in batch.items()} for i in range(4)])
+    updated = {}
+    for name, settings in (("full", {"per_device_train_batch_size": 4}),
+                           ("ga", {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 2})):
+        model = TransformerTester.model()
+        trainer = make_trainer(tmp_path / name, method, model, max_steps=1, **settings)
+        trainer.train_dataset = rows
+        trainer.train()
+        updated[name] = model
+    initial = TransformerTester.model()
+    for (name, full), ga, before in zip(updated["full"].named_parameters(), updated["ga"].parameters(),
+                                        initial.parameters(), strict=True):
+        torch.testing.assert_close(ga - before, full - before, atol=1e-6, rtol=1e-4, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(updated["full"].parameters(), initial.parameters(), strict=True))
 
 
 def test_evaluation_uses_plain_loss(tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizerFast
+from transformers import AutoModelForSequenceClassification, BertConfig, BertTokenizerFast, RobertaConfig
 
 from hf_attn_at.interpret import (
     attention_rollout,
@@ -58,6 +58,32 @@ def test_gradient_importance_is_normalised_and_padding_invariant():
     assert torch.all(importance[~scored] == 0)
     alone = transformer_gradient_importance(model, {k: v[1:2, :5] for k, v in batch.items()}, SPECIAL_IDS)
     torch.testing.assert_close(alone[0], importance[1, :5], atol=1e-5, rtol=1e-4)
+
+
+def test_gradient_importance_of_left_padded_roberta_is_the_gradient_of_its_prediction():
+    """RoBERTa numbers positions from the padding (the first real token is `pad_token_id + 1`): the importance of a
+    left-padded row is the gradient of the prediction its `input_ids` get, written out here with those positions
+    (with `inputs_embeds` alone the positions moved and it was another function's gradient)."""
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=37, max_position_embeddings=20, pad_token_id=1)
+    model = AutoModelForSequenceClassification.from_config(config).double().eval()
+    generator = torch.Generator().manual_seed(1)
+    examples = [[0, *torch.randint(5, 99, (n,), generator=generator).tolist(), 2] for n in (7, 3, 5)]
+    width = max(map(len, examples))
+    ids = torch.tensor([[1] * (width - len(e)) + e for e in examples])  # left padding with <pad> = 1
+    batch = {"input_ids": ids, "attention_mask": (ids != 1).long()}
+    valid = batch["attention_mask"].bool()
+    positions = (valid.long().cumsum(-1) * valid + 1).long()  # fairseq positions, as RoBERTa makes them
+    embeds = model.get_input_embeddings()(ids).detach().requires_grad_()
+    probs = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], position_ids=positions).logits.softmax(-1)
+    torch.testing.assert_close(probs, model(**batch).logits.softmax(-1))
+    probs.max(-1).values.sum().backward()
+    expected = (embeds.grad * embeds).sum(-1).abs().detach()
+    scored = ids > 4
+    importance = transformer_gradient_importance(model, batch, [0, 1, 2], normalize=False)
+    torch.testing.assert_close(importance[scored], expected[scored], atol=1e-12, rtol=1e-9)
+    assert torch.all(importance[~scored] == 0)
 
 
 def test_gradient_importance_matches_autograd_by_hand():

@@ -416,10 +416,12 @@ class BiLSTMAttentionModel(BiLSTMAttentionPreTrainedModel):
                     f"`attention_perturbation` must have the scores' shape {tuple(scores.shape)}, "
                     f"got {tuple(attention_perturbation.shape)}"
                 )
-            scores = scores + attention_perturbation.masked_fill(~mask, 0.0)
+            # Added in at least float32: on the bf16/fp16 grid of the scores (autocast) a small r rounds away.
+            work = torch.promote_types(scores.dtype, torch.float32)
+            scores = scores.to(work) + attention_perturbation.to(work).masked_fill(~mask, 0.0)
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)  # exactly 0 where masked
         states = encoder_outputs.last_hidden_state
-        pooled = torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, 2H)
+        pooled = torch.bmm(weights.unsqueeze(1).to(states.dtype), states).squeeze(1)  # (B, 2H)
         hidden_states = None
         if output_hidden_states:
             if encoder_outputs.inputs_embeds is None:
