@@ -6,12 +6,12 @@ The training arguments are [`AdversarialTrainingArguments`] (`hf_attn_at.trainin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .data import SOURCES, TASKS, task_label
-from .data.custom import FORMATS
+from .data.custom import DEFAULT_VALIDATION_PERCENTAGE, FORMATS
 from .models.bilstm_attention.configuration_bilstm_attention import ATTENTION_TYPES
 from .word_vectors import word_vectors_dim
 
@@ -138,7 +138,8 @@ class CustomDataArguments:
     )
     label_column: str | None = field(default=None, metadata={"help": "Label column (inferred: label, ...)."})
     validation_split_percentage: int = field(
-        default=10, metadata={"help": "Percent of train held out (seeded, stratified) when there is no validation."}
+        default=DEFAULT_VALIDATION_PERCENTAGE,
+        metadata={"help": "Percent of train held out (seeded, stratified) without a validation split."},
     )
     task_label: str | None = field(
         default=None, metadata={"help": "Name of your data in run folders and cards (default: file stem / dataset)."}
@@ -177,6 +178,11 @@ class CustomDataArguments:
                 raise ValueError(f"--{given[0]} is for your own data: add --train_file or --dataset_name")
         if not 0 < self.validation_split_percentage < 100:
             raise ValueError(f"--validation_split_percentage must be in 1..99, got {self.validation_split_percentage}")
+        percentage = self.validation_split_percentage
+        if self.validation_file is not None and percentage != DEFAULT_VALIDATION_PERCENTAGE:
+            raise ValueError(f"--validation_split_percentage {percentage} holds out part of train when there "
+                             f"is no validation split, but --validation_file {self.validation_file} is one: "
+                             "drop --validation_split_percentage")
         if self.task_label is not None:
             safe_path_component(self.task_label, "--task_label")
 
@@ -224,10 +230,22 @@ class DataArguments(CustomDataArguments):
                              "(--train_file / --dataset_name), not both")
         if not self.is_custom and self.task_name is None:
             self.task_name = "sst"
+        if self.is_custom:  # the built-in tasks' flags would be recorded, never used
+            source = "--train_file" if self.train_file is not None else "--dataset_name"
+            defaults = {spec.name: spec.default for spec in fields(self)}
+            for name in ("data_source", "data_dir", "babi_size"):
+                value = getattr(self, name)
+                if value != defaults[name]:
+                    raise ValueError(f"--{name} {value} is for the built-in tasks (--task_name); {source} "
+                                     f"reads your own data: drop --{name}")
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "explain_max_samples", "min_df"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+        if self.max_test_samples is not None and self.train_file is not None and self.test_file is None:
+            raise ValueError(f"--max_test_samples {self.max_test_samples} caps the test split, and without "
+                             "--test_file there is none (test metrics are reported on validation, capped by "
+                             "--max_eval_samples): drop --max_test_samples, or add --test_file")
         if self.labelled_fraction is not None and not 0 < self.labelled_fraction <= 1:
             raise ValueError(f"--labelled_fraction must be in (0, 1], got {self.labelled_fraction!r}")
         if self.data_source == "local" and self.data_dir is None and not self.is_custom:

@@ -107,6 +107,10 @@ class RunClock(TrainerCallback, ExportableState):
         return cls(**_saved_callback_args(checkpoint, cls.__name__))
 
 
+# The version of the code that trained a run's checkpoint before checkpoints recorded it.
+UNRECORDED_VERSION = "an unrecorded earlier version"
+
+
 class CodeVersions(TrainerCallback, ExportableState):
     """The code versions (`code_version`) that trained a run, oldest first, saved in every checkpoint's
     `trainer_state.json`: a run resumed by another version records both (`RunRecord.code_version`: joined by
@@ -127,8 +131,12 @@ class CodeVersions(TrainerCallback, ExportableState):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | None) -> CodeVersions:
-        """The versions saved in `checkpoint` plus this process's (this process's alone without a saved list)."""
-        return cls(**_saved_callback_args(checkpoint, cls.__name__))
+        """The versions saved in `checkpoint` plus this process's; `UNRECORDED` first for a checkpoint saved
+        without the list (by code before this callback); this process's alone without a checkpoint."""
+        saved = _saved_callback_args(checkpoint, cls.__name__)
+        if checkpoint is not None and not saved:
+            saved = {"versions": [UNRECORDED_VERSION]}
+        return cls(**saved)
 
     def __str__(self) -> str:
         return " then ".join(self.versions)

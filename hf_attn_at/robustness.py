@@ -49,6 +49,7 @@ __all__ = [
     "jensen_shannon",
     "min_flip_epsilon",
     "permutation_tvd",
+    "resolve_bisection",
     "total_variation",
     "word_pgd",
 ]
@@ -452,6 +453,21 @@ def check_settings(
     _check_count("seed", seed, least=0)
 
 
+def resolve_bisection(
+    epsilons: Sequence[float],
+    attacks: Sequence[str] = ATTACKS,
+    tolerance: float | None = None,
+    bisection: bool = True,
+) -> tuple[bool, float | None]:
+    """Whether [`evaluate_robustness`] bisects the smallest flipping ε with these settings, and to which
+    tolerance: only with a PGD attack (`attention`, `word`) and a radius > 0; the tolerance defaults to 1% of
+    the largest ε, and is `None` without bisection."""
+    bisection = bisection and max(epsilons) > 0 and any(attack in attacks for attack in ("attention", "word"))
+    if not bisection:
+        return False, None
+    return True, 0.01 * max(epsilons) if tolerance is None else tolerance
+
+
 def evaluate_robustness(
     model: nn.Module,
     dataset: Any,
@@ -503,8 +519,7 @@ def evaluate_robustness(
                    adversarial_iterations, batch_size)
     epsilons = sorted(float(epsilon) for epsilon in epsilons)
     max_epsilon = epsilons[-1]
-    tolerance = 0.01 * max_epsilon if tolerance is None else tolerance
-    bisection = bisection and max_epsilon > 0
+    bisection, tolerance = resolve_bisection(epsilons, attacks, tolerance, bisection)
     columns = dataset.column_names if hasattr(dataset, "column_names") else list(dataset)
     if "input_ids" not in columns or label_column not in columns:
         raise ValueError(f"the dataset needs `input_ids` and `{label_column}` columns; it has {columns}")

@@ -136,6 +136,24 @@ def test_reproduce_rejects_tasks_with_your_data(reviews, capsys):
     assert "with --train_file/--dataset_name the grid has one task" in capsys.readouterr().err
 
 
+def test_reproduce_passes_your_data_only_flags_a_run_uses(tmp_path, capsys):
+    """The built-in tasks' flags are refused with your data (they were ignored), and the `ci` grid's test cap
+    is dropped when there is no test file (it would be refused: there is no test split to cap)."""
+    from hf_attn_at.arguments import CustomDataArguments
+    from hf_attn_at.cli.reproduce import ReproduceArguments, Run, run_arguments
+
+    cases = (["--data_source", "local", "--data_dir", "data"], ["--data_dir", "data"], ["--babi_size", "1k"])
+    for flags in cases:
+        assert main(["reproduce", "--train_file", "reviews.csv", *flags, "--output_dir", str(tmp_path)]) == 2
+        assert (f"{flags[0]} {flags[1]} is for the built-in tasks (--tasks); your own data (--train_file / "
+                f"--dataset_name) is read as it is: drop {flags[0]}") in capsys.readouterr().err
+    run = Run("reviews", "vanilla", None, 1, "reviews")
+    for test_file, cap in ((None, None), ("reviews_test.csv", 200)):
+        custom = CustomDataArguments(train_file="reviews.csv", test_file=test_file)
+        data = run_arguments(ReproduceArguments(grid="ci"), run, tmp_path / "run", custom)[1]
+        assert (data.max_test_samples, data.max_eval_samples) == (cap, 100)
+
+
 @require_shared_data("sst")
 def test_train_on_your_csv_with_accelerate_on_two_processes(tmp_path, reviews):
     run = tmp_path / "run"

@@ -22,6 +22,7 @@ from hf_attn_at.robustness import (
     jensen_shannon,
     min_flip_epsilon,
     permutation_tvd,
+    resolve_bisection,
     word_pgd,
 )
 from hf_attn_at.trainer import AdversarialTrainer
@@ -337,6 +338,16 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
     assert set(report["models"]) == {"m1", "m2"}
     assert report["models"]["m1"]["attention"]["epsilons"] == [0.0, 0.5, 2.0]
     assert "| m1 |" in (out / "robustness.md").read_text()
+    # The settings are those applied: the default tolerance resolved (1% of the largest ε), and no bisection
+    # when no radius is > 0 (its tolerance is then null, not a value nothing used).
+    assert (report["settings"]["bisection"], report["settings"]["tolerance"]) == (True, 0.02)
+    assert report["models"]["m1"]["attention"]["min_flip_epsilon"]["tolerance"] == 0.02
+    code = cli_main(["robustness", "--model_name_or_path", str(tmp_path / "m1"), "--test_file", str(data),
+                     "--epsilons", "0", "--attacks", "attention", "--output_dir", str(tmp_path / "zero")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "zero" / "robustness.json").read_text())
+    assert (report["settings"]["bisection"], report["settings"]["tolerance"]) == (False, None)
+    assert "min_flip_epsilon" not in report["models"]["m1"]["attention"]
 
 
 @pytest.mark.parametrize(
@@ -345,6 +356,11 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
         (["--epsilons", "0", "-1"], "`epsilons` must be a finite number >= 0, got -1.0"),
         (["--num_steps", "0"], "`num_steps` must be an integer >= 1, got 0"),
         (["--epsilons", "nan"], "`epsilons` must be a finite number >= 0, got nan"),
+        (["--no_bisection", "--tolerance", "0.1"], "--tolerance 0.1 is the tolerance of the bisection of the "
+         "smallest flipping ε, which does not run (--no_bisection): drop --tolerance"),
+        (["--attacks", "permutation", "--tolerance", "0.1"], "--tolerance 0.1 is the tolerance of the "
+         "bisection of the smallest flipping ε, which does not run (no attention or word attack in "
+         "--attacks): drop --tolerance"),
     ],
 )
 def test_cli_bad_values_are_one_line(tmp_path, capsys, args, message):
@@ -362,6 +378,14 @@ def test_cli_bad_values_are_one_line(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [f"hf-attn-at robustness: error: {message}"]
+
+
+def test_bisection_settings_are_resolved_as_evaluated():
+    assert resolve_bisection([0, 0.5, 4]) == (True, 0.04)
+    assert resolve_bisection([0, 4], tolerance=0.1) == (True, 0.1)
+    assert resolve_bisection([0]) == (False, None)
+    assert resolve_bisection([0, 4], attacks=["permutation", "adversarial_attention"]) == (False, None)
+    assert resolve_bisection([0, 4], attacks=["word"], bisection=False) == (False, None)
 
 
 def test_pair_models_attack_only_the_attended_segment():

@@ -83,6 +83,21 @@ def test_bad_records_are_one_line(tmp_path, change, message):
         RunRecord.load(tmp_path)
 
 
+def test_code_versions_of_a_resumed_run(tmp_path):
+    """A checkpoint's saved versions come first; a checkpoint saved before versions were recorded is said to be
+    of an unrecorded version (its record named only the code that finished the run)."""
+    from hf_attn_at.experiment import UNRECORDED_VERSION, CodeVersions, code_version
+
+    assert CodeVersions.from_checkpoint(None).versions == [code_version()]
+    checkpoint = tmp_path / "checkpoint-2"
+    checkpoint.mkdir()
+    state = {"stateful_callbacks": {"CodeVersions": {"args": {"versions": ["hf_attn_at 0.0.9"]}, "attributes": {}}}}
+    (checkpoint / "trainer_state.json").write_text(json.dumps(state))
+    assert str(CodeVersions.from_checkpoint(str(checkpoint))) == f"hf_attn_at 0.0.9 then {code_version()}"
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"stateful_callbacks": {}}))
+    assert CodeVersions.from_checkpoint(str(checkpoint)).versions == [UNRECORDED_VERSION, code_version()]
+
+
 def test_explanation_json_round_trip():
     rng = np.random.default_rng(0)
     lengths = [3, 1, 4]

@@ -57,7 +57,9 @@ class EvaluationDataArguments:
     babi_size: str = field(default="10k", metadata={"help": "bAbI tasks: '10k' (the paper's) or '1k'.",
                                                      "choices": ["10k", "1k"]})
     split: str = field(
-        default="test", metadata={"help": "The split evaluated (a --test_file's `exp_split` value, if it has one)."}
+        default="test",
+        metadata={"help": "The split evaluated: of --task_name or --prepared_dir, or a --test_file's "
+                          "`exp_split` value (a file without that column is the test split)."},
     )
     text_column: str | None = field(
         default=None, metadata={"help": "Text column of --test_file (inferred: text, sentence, premise, ...)."}

@@ -40,7 +40,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +363,8 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
         training["adv_epsilon_scale"] = args.adv_epsilon_scale
     if is_custom:
         data = {**asdict(custom), **grid.get("data", {})}
+        if custom.train_file is not None and custom.test_file is None:
+            data.pop("max_test_samples", None)  # no test split to cap: test metrics are on validation
     else:
         data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir,
                 "babi_size": args.babi_size, **grid.get("data", {})}
@@ -615,6 +617,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if custom.is_custom and custom.task_label is None:  # the label from the file or dataset name names folders
         source = "--dataset_name" if custom.dataset_name else "--train_file"
         safe_path_component(custom.custom_label, f"the task label from {source} (else set --task_label)")
+    if custom.is_custom:  # the built-in tasks' flags would be ignored
+        defaults = {spec.name: spec.default for spec in fields(ReproduceArguments)}
+        for name in ("data_source", "data_dir", "babi_size"):
+            if getattr(args, name) != defaults[name]:
+                raise ValueError(f"--{name} {getattr(args, name)} is for the built-in tasks (--tasks); your "
+                                 f"own data (--train_file / --dataset_name) is read as it is: drop --{name}")
     if custom.is_custom and args.tasks:
         raise ValueError(f"--tasks {args.tasks} are built-in tasks: with --train_file/--dataset_name the grid has one "
                          f"task, your data (named {custom.custom_label!r}; set it with --task_label)")

@@ -54,7 +54,7 @@ def make_parser() -> CommandParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `robustness` on `argv`: check every input, load every model, then evaluate."""
     from ..interpret.inputs import load_models_and_data, model_labels
-    from ..robustness import check_model, check_settings, evaluate_robustness
+    from ..robustness import check_model, check_settings, evaluate_robustness, resolve_bisection
 
     models_args, data_args, args, _ = parse(make_parser(), argv or [], RENAMED)
     labels = model_labels(models_args.model_name_or_path, models_args.labels)
@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings["batch_size"] = models_args.batch_size
     settings["bisection"], settings["seed"] = not args.no_bisection, args.attack_seed
     check_settings(**settings)
+    settings["bisection"], settings["tolerance"] = resolve_bisection(
+        args.epsilons, args.attacks, args.tolerance, not args.no_bisection)
+    if args.tolerance is not None and not settings["bisection"]:
+        why = ("--no_bisection" if args.no_bisection else "no radius > 0 in --epsilons"
+               if max(args.epsilons) == 0 else "no attention or word attack in --attacks")
+        raise ValueError(f"--tolerance {args.tolerance} is the tolerance of the bisection of the smallest "
+                         f"flipping ε, which does not run ({why}): drop --tolerance")
     inputs, _, num_rows, rows = load_models_and_data(models_args.model_name_or_path, labels, data_args)
     for model, _, _ in inputs.values():
         check_model(model)

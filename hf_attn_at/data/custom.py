@@ -12,11 +12,13 @@ import csv
 import json
 import logging
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ._common import load_hub, require_file
@@ -38,6 +40,8 @@ TEXT_COLUMNS = ("text", "sentence", "content", "review", "document")
 LABEL_COLUMNS = ("label", "labels", "class", "target", "category")
 # Hub split names accepted for the validation split.
 VALIDATION_NAMES = ("validation", "valid", "dev")
+# Percent of train held out as validation when there is no validation split (`--validation_split_percentage`).
+DEFAULT_VALIDATION_PERCENTAGE = 10
 
 
 def builder_of(suffix: str) -> str:
@@ -47,7 +51,8 @@ def builder_of(suffix: str) -> str:
 
 def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     """The file, its builder and options; `ValueError` for a directory, an unknown suffix, an empty or non-UTF-8
-    file and a csv / tsv / parquet file whose header repeats a column name."""
+    file, a csv / tsv / parquet file whose header repeats a column name and a csv / tsv row that is not one
+    cell per column (see `_check_rows`)."""
     path = require_file(path, "a data file (csv, tsv, json, jsonl or parquet)")
     if path.is_dir():
         raise ValueError(f"{path} is a directory: expected a data file (csv, tsv, json, jsonl or parquet)")
@@ -73,8 +78,7 @@ def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
             raise ValueError(f"{path} is empty (a header but no rows)")
     builder, options = FORMATS[suffix]
     if builder == "csv":
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            header = next(csv.reader(f, delimiter=options.get("delimiter", ",")))
+        header = _check_rows(path, options.get("delimiter", ","))
         _check_unique(header, path)
         # Every cell as the string in the file: a column of numbers stays text ("007", "0.10", "1e3").
         options = {**options, "features": datasets.Features({name: datasets.Value("string") for name in header})}
@@ -87,6 +91,42 @@ def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     return path, builder, options
 
 
+def _check_rows(path: Path, delimiter: str) -> list[str]:
+    """The header of a csv / tsv file whose every row has one cell per column; `ValueError` naming the line of
+    a row with more or fewer cells (an unquoted delimiter in a text: pandas would take the first cells as an
+    index) and of malformed quoting (an unbalanced quote: the following rows would become one cell). Blank
+    lines are skipped, as pandas skips them."""
+    name = {",": "a comma", "\t": "a tab"}.get(delimiter, repr(delimiter))
+    limit = csv.field_size_limit(sys.maxsize)  # a long text is one cell (the default limit is 128 KiB)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter, strict=True)
+            header: list[str] | None = None
+            start = 1  # the line where the current row starts (a quoted cell may span lines)
+            try:
+                for row in reader:
+                    if any(cell.strip() for cell in row) or len(row) > 1:
+                        if header is None:
+                            header = row
+                        elif len(row) != len(header):
+                            cells = f"{len(row)} cell{'s' * (len(row) != 1)}"
+                            raise ValueError(
+                                f"{path}, line {start}: {cells}, but the header has {len(header)} {header}: "
+                                f"every row needs one cell per column (quote a text that contains {name})"
+                            )
+                    start = reader.line_num + 1
+            except csv.Error as err:
+                lines = f"line {start}" if reader.line_num <= start else f"lines {start}-{reader.line_num}"
+                reason = str(err).replace("\t", "\\t")
+                raise ValueError(
+                    f"{path}, {lines}: malformed quoting ({reason}); a quoted cell ends with a quote right "
+                    "before the delimiter or the line end, and a quote inside it is doubled (\"\")"
+                ) from None
+    finally:
+        csv.field_size_limit(limit)
+    return header or []
+
+
 def _check_unique(columns: list[str], where: str | Path) -> None:
     """`ValueError` naming the column names that occur more than once (readers would rename or drop them)."""
     repeated = sorted({c for c in columns if columns.count(c) > 1})
@@ -96,19 +136,27 @@ def _check_unique(columns: list[str], where: str | Path) -> None:
 
 
 def _kind(value: Any) -> str:
+    """The kind of a JSON / arrow value: ``null``, ``bool``, ``int``, ``float`` (``1.0`` too), ``str``, else
+    its type."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "bool"
-    if isinstance(value, (int, float)):
-        return "int" if float(value).is_integer() else "float"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
     if isinstance(value, str):
         return "str"
     return type(value).__name__
 
 
-# Where each kind of value (``_kind``) first occurs in a column of a JSON or parquet file: kind -> (place, value).
+# Where each kind of value first occurs in a column of a JSON file, a parquet file or a Hub split: kind ->
+# (place, value). JSON kinds are `_kind`'s; an arrow column has one type: ``str`` for strings, else the type
+# (``int64``).
 Kinds = dict[str, tuple[str, Any]]
+# Arrow integer types: labels of these types are class ids (as JSON integers are).
+_INT_TYPES = tuple(f"{sign}int{bits}" for sign in ("", "u") for bits in (8, 16, 32, 64))
 
 
 def _read_json(path: Path) -> tuple[datasets.Dataset, dict[str, Kinds]]:
@@ -193,6 +241,32 @@ def _check_cells(kinds: dict[str, Kinds], columns: tuple[str, str | None, str]) 
         raise ValueError(f"label column {label_column!r} mixes label types: {seen}; use all strings or all integers")
 
 
+def _check_label_types(kinds: Kinds, label_column: str) -> None:
+    """`ValueError` at the first label of a JSON or parquet file or a Hub split that is neither a string nor
+    an integer (a float such as ``1.0``, a bool, a list): `load_custom` takes classes from exact values
+    only."""
+    for kind, (where, value) in kinds.items():
+        if kind not in ("str", "int", *_INT_TYPES):
+            raise ValueError(f"{where}: label {value!r} in column {label_column!r} is a {kind}; labels must "
+                             "be strings or integers (class ids)")
+
+
+def _column_kinds(ds: datasets.Dataset, where: str) -> dict[str, Kinds]:
+    """For each column of a typed dataset (a parquet file, a Hub split) its type with its first non-null value
+    and that value's row (``where, row N``): an arrow column has one type."""
+    kinds: dict[str, Kinds] = {}
+    for name, feature in ds.features.items():
+        kind = getattr(feature, "dtype", type(feature).__name__)
+        column = ds.with_format("arrow")[name]  # the stored values: nothing is decoded (an image stays bytes)
+        row = pc.index(column.is_valid(), True).as_py()
+        if row >= 0:
+            kind = "str" if kind in ("string", "large_string") else kind
+            kinds[name] = {kind: (f"{where}, row {row + 1}", column[row].as_py())}
+        else:
+            kinds[name] = {}
+    return kinds
+
+
 def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, Kinds]]:
     """One file as a `Dataset` (csv / tsv cells as strings), and for a JSON or parquet file where each kind of value
     first occurs per column (see `_read_json`)."""
@@ -208,14 +282,7 @@ def _load_file(path: str | Path) -> tuple[datasets.Dataset, dict[str, Kinds]]:
         raise ValueError(f"{path} is empty (a header but no rows)")
     if builder != "parquet":
         return ds, {}  # csv / tsv: every cell is a string
-    kinds: dict[str, Kinds] = {}
-    for name, feature in ds.features.items():  # a parquet column has one type, shown by its first non-null value
-        kind = getattr(feature, "dtype", type(feature).__name__)
-        row = next((i for i, value in enumerate(ds[name]) if value is not None), None)
-        kinds[name] = {} if row is None else {
-            "str" if kind in ("string", "large_string") else kind: (f"{path}, row {row + 1}", ds[name][row])
-        }
-    return ds, kinds
+    return ds, _column_kinds(ds, str(path))
 
 
 def _resolve_columns(
@@ -259,27 +326,37 @@ def text_kind(text: str) -> str:
 
 
 def _label_name(value: Any, kind: str) -> str:
-    return str(int(float(value))) if kind == "int" else value
+    """A label as its class name: an integer (``1``, ``"+1"``, ``"01"``) in decimal, exactly (``int``, never
+    through a float, which would merge integers beyond 2**53); a string as it is."""
+    return str(int(value)) if kind == "int" else value
 
 
-def _label_names(splits: Mapping[str, datasets.Dataset], label_column: str) -> tuple[list[str], str]:
+def _label_names(
+    splits: Mapping[str, datasets.Dataset], label_column: str, where: Mapping[str, str],
+    class_names: list[str] | None = None,
+) -> tuple[list[str], str]:
     """Class names (the sorted training labels, as strings) and the label kind (``int`` or ``str``).
 
-    `ValueError` on labels that are neither, on mixed kinds, on a single training class and on labels
-    that only evaluation splits have.
+    `ValueError` naming the split's file (or Hub split, `where`) and the value on labels that are neither, on
+    a string label with leading or trailing whitespace (unless it is one of the Hub `class_names`), on mixed
+    kinds, on a single training class and on labels that only evaluation splits have.
     """
     kinds: dict[str, tuple[str, Any]] = {}
     for split, ds in splits.items():
-        for row, value in enumerate(ds["label"]):
+        for value in ds["label"]:
             kind = _kind(value)
             if kind == "str":
                 kind = text_kind(value)  # csv / tsv cells are strings: "1" is a class id, "1.0" a float
             if kind not in ("int", "str"):
-                raise ValueError(f"{split} row {row}: label {value!r} in column {label_column!r} is a {kind}; "
+                raise ValueError(f"{where[split]}: label {value!r} in column {label_column!r} is a {kind}; "
                                  "labels must be strings or integers (class ids)")
-            kinds.setdefault(kind, (f"{split} row {row}", value))
+            if kind == "str" and value != value.strip() and value not in (class_names or ()):
+                raise ValueError(f"{where[split]}: label {value!r} in column {label_column!r} has leading or "
+                                 "trailing whitespace, which would make it a class apart from "
+                                 f"{value.strip()!r}; remove it")
+            kinds.setdefault(kind, (where[split], value))
     if len(kinds) > 1:
-        seen = "; ".join(f"{kind} (first at {where}: {value!r})" for kind, (where, value) in kinds.items())
+        seen = "; ".join(f"{kind} (first in {place}: {value!r})" for kind, (place, value) in kinds.items())
         raise ValueError(f"label column {label_column!r} mixes label types: {seen}; use all strings or all integers")
     kind = next(iter(kinds))
     names = sorted({_label_name(v, kind) for v in splits["train"]["label"]}, key=int if kind == "int" else str)
@@ -297,13 +374,14 @@ def _standardize(
     ds: datasets.Dataset, split: str, text_column: str, text_pair_column: str | None, label_column: str,
     minus_one_is_missing: bool,
 ) -> datasets.Dataset:
-    """Rename to text / text_pair / label, keep only those, drop rows with empty text or no label (logged)."""
+    """Rename to text / text_pair / label, keep only those, drop rows with empty text or no label (logged):
+    text or a label that is empty or only whitespace, a null label and, with `minus_one_is_missing`, -1."""
     keep = {text_column: "text", label_column: "label"}
     if text_pair_column is not None:
         keep[text_pair_column] = "text_pair"
     ds = ds.select_columns(list(keep))
     text_names = [c for c in keep if keep[c] != "label"]
-    # Texts as str (a parquet column may hold numbers); empty / missing text becomes "".
+    # Missing (null) text becomes "" (other non-strings are refused before, by `_check_cells`).
     ds = ds.map(lambda b: {c: ["" if t is None else str(t) for t in b[c]] for c in text_names}, batched=True,
                 features=datasets.Features({**ds.features, **{c: datasets.Value("string") for c in text_names}}),
                 desc=f"{split}: texts")
@@ -313,8 +391,12 @@ def _standardize(
     if len(ds) < before:
         logger.warning("%s: dropped %d of %d rows with empty text", split, before - len(ds), before)
     before = len(ds)
-    missing = (None, "", -1) if minus_one_is_missing else (None, "")
-    ds = ds.filter(lambda b: [v not in missing for v in b[label_column]], batched=True,
+
+    def missing(value: Any) -> bool:
+        blank = isinstance(value, str) and not value.strip()
+        return value is None or blank or (minus_one_is_missing and value == -1)
+
+    ds = ds.filter(lambda b: [not missing(v) for v in b[label_column]], batched=True,
                    desc=f"{split}: missing labels")
     if len(ds) < before:
         logger.warning("%s: dropped %d of %d rows without a label (%s)", split, before - len(ds), before,
@@ -331,7 +413,7 @@ def load_custom(
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
-    validation_split_percentage: int = 10,
+    validation_split_percentage: int = DEFAULT_VALIDATION_PERCENTAGE,
     seed: int = 42,
     return_columns: bool = False,
 ) -> datasets.DatasetDict | tuple[datasets.DatasetDict, tuple[str, str | None, str]]:
@@ -346,7 +428,7 @@ def load_custom(
             when obvious (``text``/``sentence``, ``sentence1``/``sentence2``, ``premise``/``hypothesis``,
             ``label``).
         validation_split_percentage (`int`, *optional*, defaults to 10): share of train held out (stratified,
-            seeded) as validation when there is no validation split.
+            seeded) as validation when there is no validation split (another value with one is refused).
         seed (`int`, *optional*, defaults to 42): seed of that split.
         return_columns (`bool`, *optional*, defaults to False): also return the (text, text_pair, label)
             column names used, inferred ones included.
@@ -382,6 +464,11 @@ def load_custom(
         if "test" in hub:
             raw["test"] = hub["test"]
         where = {split: f"{name} split {split!r}" for split in raw}
+        kinds = {split: _column_kinds(ds, where[split]) for split, ds in raw.items()}  # checked as parquet
+    if "validation" in raw and validation_split_percentage != DEFAULT_VALIDATION_PERCENTAGE:
+        raise ValueError(f"--validation_split_percentage {validation_split_percentage} holds out part of "
+                         "train when there is no validation split, but there is one "
+                         f"({where['validation']}): drop it")
 
     text_column, text_pair_column, label_column = _resolve_columns(
         raw["train"].column_names, text_column, text_pair_column, label_column, where["train"]
@@ -395,6 +482,7 @@ def load_custom(
         if missing:
             raise ValueError(f"{where[split]} lacks the column(s) {missing}; its columns are {ds.column_names}")
         _check_cells(kinds.get(split, {}), (text_column, text_pair_column, label_column))
+        _check_label_types(kinds.get(split, {}).get(label_column, {}), label_column)
         class_label = ds.features[label_column] if isinstance(ds.features[label_column], datasets.ClassLabel) \
             else None
         ds = _standardize(ds, split, text_column, text_pair_column, label_column, class_label is not None)
@@ -409,7 +497,7 @@ def load_custom(
             continue
         splits[split] = ds
 
-    names, kind = _label_names(splits, label_column)
+    names, kind = _label_names(splits, label_column, where, class_names)
     if class_names is not None and set(names) <= set(class_names):
         names = class_names
     label_feature = datasets.ClassLabel(names=names)
@@ -476,20 +564,29 @@ def read_file(
     text_pair_column: str | None = None,
     label_column: str | None = None,
     split: str | None = None,
+    whole_file_split: str | None = None,
 ) -> tuple[datasets.Dataset, tuple[str, str | None, str]]:
     """One labelled file as ``text``, optional ``text_pair`` and ``label`` (raw values, not yet class ids).
 
     Same formats, checks, column inference and empty-text dropping as :func:`load_custom`. With ``split``,
-    a file with an ``exp_split`` column (like SST's ``sst_dataset.csv``) keeps only that split's rows.
+    a file with an ``exp_split`` column (like SST's ``sst_dataset.csv``) keeps only that split's rows; a file
+    without one is one split, read whole when ``split`` is ``whole_file_split`` (``"test"`` for a test file)
+    and refused with any other ``split`` (its rows would be reported as a split they are not).
     Returns the dataset and the (text, text_pair, label) column names used.
     """
     ds, kinds = _load_file(path)
     columns = _resolve_columns(ds.column_names, text_column, text_pair_column, label_column, str(path))
     _check_cells(kinds, columns)
     if split is not None and "exp_split" in ds.column_names:
+        values = set(ds["exp_split"])
+        if split not in values:
+            raise ValueError(f"{path} has no rows with exp_split == {split!r}; its exp_split values are "
+                             f"{sorted(map(str, values))}")
         ds = ds.filter(lambda b: [s == split for s in b["exp_split"]], batched=True)
-        if len(ds) == 0:
-            raise ValueError(f"{path} has no rows with exp_split == {split!r}")
+    elif split is not None and split != whole_file_split:
+        whole = f": the whole file is the {whole_file_split!r} split" if whole_file_split else ""
+        raise ValueError(f"--split {split!r} selects the rows of a file's exp_split column, and {path} has "
+                         f"none{whole}; drop --split, or give a file with an exp_split column")
     ds = _standardize(ds, str(path), *columns, minus_one_is_missing=False)
     if len(ds) == 0:
         raise ValueError(f"{path} has no rows with text and a label")

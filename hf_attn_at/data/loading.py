@@ -88,7 +88,9 @@ def load_data(
 ) -> LoadedData:
     """The tokenized task (or the user's data) and its tokenizer, with the optional `max_*_samples` caps applied
     and, with `labelled_fraction`, all but a seeded fraction of the training labels set to -100 (evaluation
-    splits keep theirs). The vocabulary of custom data uses `min_df` (default 1).
+    splits keep theirs). The vocabulary of custom data uses `min_df` (default 1). `ValueError` for a setting
+    that would not be used: `min_df` with a given `tokenizer` (its vocabulary is kept), `max_test_samples` for
+    data without a test split.
 
     Caps keep a seeded sample, never the first rows (files can be sorted by label, as SST's test set is): the
     training split with `seed`, evaluation splits with `EVAL_SAMPLE_SEED`, so every run of a grid sees the same
@@ -100,6 +102,10 @@ def load_data(
         tokenizer (`PreTrainedTokenizerBase`, *optional*): encode with this tokenizer (a saved model's) instead of
             a new vocabulary built from the training split.
     """
+    if tokenizer is not None and settings.min_df is not None:
+        raise ValueError(f"--min_df {settings.min_df} builds a new vocabulary, but the data are encoded with "
+                         "the saved model's tokenizer (--model_name_or_path keeps its vocabulary): drop "
+                         "--min_df")
     columns = None
     if settings.is_custom:
         raw, resolved = load_custom(
@@ -120,6 +126,10 @@ def load_data(
         raw = load_task(settings.task_name, source=settings.data_source, data_dir=settings.data_dir, **options)
         is_pair, name = task.is_pair, settings.task_name
         min_df = task.min_df if settings.min_df is None else settings.min_df
+    if settings.max_test_samples is not None and not any(split.startswith("test") for split in raw):
+        raise ValueError(f"--max_test_samples {settings.max_test_samples} caps the test split, and {name} "
+                         "has none (test metrics are reported on validation, capped by --max_eval_samples): "
+                         "drop --max_test_samples")
     if tokenizer is None:
         dsd, tokenizer = prepare_dataset(raw, min_df=min_df, name=name)
     else:

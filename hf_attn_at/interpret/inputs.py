@@ -18,18 +18,23 @@ from typing import Any
 WEIGHTS_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                  "pytorch_model.bin.index.json")
 _INT = re.compile(r"[+-]?\d+")
+# `--split`'s default: the split that a data file without an `exp_split` column, or a saved `Dataset` without
+# splits, is.
+WHOLE_SPLIT = "test"
 
 
 def _read_raw(data: Any) -> tuple[dict[str, list], int, list[int] | None]:
     """Texts and raw labels of `data.test_file` (`hf_attn_at.data.custom.read_file`) or of the `data.split` split of
     the built-in `data.task_name` (labels as class names), its number of rows and the rows of the seeded
-    `max_test_samples` sample (`None`: all)."""
+    `max_test_samples` sample (`None`: all). A file without an `exp_split` column is the `WHOLE_SPLIT` split:
+    another `data.split` raises a `ValueError`."""
     from ..data import load_task
     from ..data.custom import read_file
     from ..data.processing import sample_indices
 
     if data.test_file is not None:
-        ds, _ = read_file(data.test_file, data.text_column, data.text_pair_column, data.label_column, split=data.split)
+        ds, _ = read_file(data.test_file, data.text_column, data.text_pair_column, data.label_column,
+                          split=data.split, whole_file_split=WHOLE_SPLIT)
     else:
         options = {"babi_size": data.babi_size} if data.task_name.startswith("babi") else {}
         splits = load_task(data.task_name, source=data.data_source, data_dir=data.data_dir, **options)
@@ -84,7 +89,8 @@ def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
 
 
 def _load_tokenized(path: Path, split: str, max_samples: int | None, seed: int):
-    """A split of a tokenized `save_to_disk` folder, its number of rows and the rows of the seeded sample."""
+    """A split of a tokenized `save_to_disk` folder (a `Dataset` without splits is the `WHOLE_SPLIT` split),
+    its number of rows and the rows of the seeded sample."""
     from datasets import DatasetDict, load_from_disk
 
     from ..data.custom import FORMATS
@@ -99,6 +105,9 @@ def _load_tokenized(path: Path, split: str, max_samples: int | None, seed: int):
         if split not in dataset:
             raise ValueError(f"--split {split!r} is not in {path}: it has {list(dataset)}")
         dataset = dataset[split]
+    elif split != WHOLE_SPLIT:
+        raise ValueError(f"--split {split!r} selects a split of --prepared_dir, and {path} holds one dataset "
+                         f"without splits (evaluated as the {WHOLE_SPLIT!r} split): drop --split")
     if "input_ids" not in dataset.column_names:
         raise ValueError(f"{path} is not tokenized: columns {dataset.column_names} lack `input_ids`")
     rows = sample_indices(len(dataset), max_samples, seed)
@@ -120,7 +129,7 @@ def _load_model(model_dir: str):
                                 "`train` (`save_pretrained`)")
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:  # ImportError: transformers 5.5 without protobuf
         raise ValueError(f"--model_name_or_path {model_dir}: cannot load its tokenizer (tokenizer.json, "
                          f"tokenizer_config.json): {' '.join(str(err).split())}") from err
     try:
@@ -178,6 +187,9 @@ def load_models_and_data(
     from ..models import bilstm_attention  # noqa: F401  (registers the BiLSTM-attention models with the Auto classes)
 
     raw = tokenized = None
+    source = (f"--test_file {data.test_file}" if data.test_file is not None
+              else f"--prepared_dir {data.prepared_dir}" if data.prepared_dir is not None
+              else f"--task_name {data.task_name}")
     if data.prepared_dir is not None:
         path = Path(data.prepared_dir)
         if not path.is_dir():
@@ -185,16 +197,20 @@ def load_models_and_data(
                                     "`hf-attn-at prepare`")
         tokenized, num_rows, rows = _load_tokenized(path, data.split, data.max_test_samples, data.seed)
         prepared_tokenizer = _prepared_tokenizer(path)
+        types = tokenized["token_type_ids"] if "token_type_ids" in tokenized.column_names else []
+        is_pair = any(1 in row for row in types)  # a pair's second text has type 1
     else:
         if data.test_file is not None and not Path(data.test_file).exists():
             raise FileNotFoundError(f"--test_file {data.test_file}: no such file; expected a data file "
                                     f"({', '.join(FORMATS)})")
         raw, num_rows, rows = _read_raw(data)
+        is_pair = "text_pair" in raw
 
     inputs, models = {}, {}
     for label, model_dir in zip(labels, model_paths, strict=True):
         tokenizer, model = _load_model(model_dir)
         models[label] = model_info(model_dir, model.config)
+        _check_input_type(model.config, model_dir, is_pair, source)
         dataset = tokenized
         if tokenized is not None:
             _check_prepared(path, tokenized, prepared_tokenizer, tokenizer, model.config, model_dir)
@@ -209,13 +225,25 @@ def load_models_and_data(
     return inputs, models, num_rows, rows
 
 
+def _check_input_type(config: Any, model_dir: str, is_pair: bool, source: str) -> None:
+    """`ValueError` when a BiLSTM-attention model for single texts gets text pairs (they would be read as one
+    text joined by `<sep>`) or a pair model single texts; models without `input_type` (Transformers encoders)
+    take both."""
+    input_type = getattr(config, "input_type", None)
+    if input_type is not None and (input_type == "pair") != is_pair:
+        kinds = {True: "text pairs", False: "single texts"}
+        raise ValueError(f"--model_name_or_path {model_dir} is a model for {kinds[input_type == 'pair']} "
+                         f"(input_type {input_type!r}), but {source} holds {kinds[is_pair]}: evaluate it on "
+                         "data of its kind")
+
+
 def _prepared_tokenizer(path: Path):
     """The tokenizer `prepare` saved with the dataset in `path` (its ids are only meaningful with it)."""
     from transformers import AutoTokenizer
 
     try:
         return AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, ImportError) as err:
         raise ValueError(f"--prepared_dir {path} has no tokenizer `hf-attn-at prepare` saved (tokenizer.json, "
                          f"tokenizer_config.json): its token ids cannot be checked against the models' vocabulary; "
                          f"give the texts instead (--test_file or --task_name)") from err

@@ -128,6 +128,23 @@ BAD_INPUTS = [
      "add rows, change --validation_split_percentage or give a --validation_file"),
     ("empty_jsonl", "is empty", None),
     ("header_only_tsv", "is empty (a header but no rows)", None),
+    # An unquoted comma in every row: pandas would take the first cells as an index, losing a part of each
+    # text.
+    ("extra_cell_every_row", "line 2: 3 cells, but the header has 2 ['sentence', 'label']: every row needs "
+     "one cell per column (quote a text that contains a comma)", None),
+    ("missing_cell", "line 12: 1 cell, but the header has 2", None),
+    # An unbalanced quote: the rows up to the next quote would become one text cell.
+    ("unbalanced_quote_csv", "lines 4-6: malformed quoting (',' expected after '\"')",
+     'a quote inside it is doubled ("")'),
+    ("unbalanced_quote_tsv", "lines 4-6: malformed quoting ('\\t' expected after '\"')", None),
+    ("unclosed_quote_at_end", "lines 10-12: malformed quoting (unexpected end of data)", None),
+    ("float_labels_jsonl", "line 2: label 1.0 in column 'label' is a float; labels must be strings or "
+     "integers", None),
+    ("float_labels_parquet", "row 1: label 0.0 in column 'label' is a float64; labels must be strings or "
+     "integers", None),
+    ("bool_labels_jsonl", "line 1: label False in column 'label' is a bool", None),
+    ("padded_label", "label 'positive ' in column 'label' has leading or trailing whitespace, which would "
+     "make it a class apart from 'positive'; remove it", None),
 ]
 
 
@@ -202,6 +219,37 @@ def test_bad_input_is_a_clear_error(tmp_path, case, message, detail):
     elif case == "header_only_tsv":
         path = tmp_path / "d.tsv"
         path.write_text("sentence\tlabel\n", encoding="utf-8")
+    elif case == "extra_cell_every_row":
+        path = tmp_path / "d.csv"
+        lines = [f"Smith, John {i},{r['label']}\n" for i, r in enumerate(rows)]
+        path.write_text("".join(["sentence,label\n", *lines]), encoding="utf-8")
+    elif case == "missing_cell":
+        path = tmp_path / "d.csv"
+        lines = [f"{r['sentence']},{r['label']}\n" for r in rows]
+        path.write_text("".join(["sentence,label\n", *lines, "lonely\n"]), encoding="utf-8")
+    elif case.startswith("unbalanced_quote"):
+        delimiter = "," if case.endswith("csv") else "\t"
+        lines = [f"{r['sentence']}{delimiter}{r['label']}" for r in rows]
+        lines[2] = '"' + lines[2]  # opens a quoted cell that the quote of line 6 closes
+        lines[4] = '"Nice" one' + delimiter + "positive"
+        path = tmp_path / f"d.{case[-3:]}"
+        path.write_text("\n".join([f"sentence{delimiter}label", *lines]) + "\n", encoding="utf-8")
+    elif case == "unclosed_quote_at_end":
+        path = tmp_path / "d.csv"
+        lines = [f"{r['sentence']},{r['label']}\n" for r in rows]
+        path.write_text("".join(["sentence,label\n", *lines[:8], '"open,positive\n', *lines[8:]]),
+                        encoding="utf-8")
+    elif case == "float_labels_jsonl":
+        path = write_jsonl(tmp_path / "d.jsonl", [{**r, "label": float(i % 2)} for i, r in enumerate(rows)])
+        path.write_text(path.read_text().replace('"label": 0.0', '"label": 0'), encoding="utf-8")  # 0 and 1.0
+    elif case == "float_labels_parquet":
+        path = tmp_path / "d.parquet"
+        labels = [i % 2 * 1.0 for i in range(10)]
+        pq.write_table(pa.table({"sentence": [r["sentence"] for r in rows], "label": labels}), path)
+    elif case == "bool_labels_jsonl":
+        path = write_jsonl(tmp_path / "d.jsonl", [{**r, "label": bool(i % 2)} for i, r in enumerate(rows)])
+    elif case == "padded_label":
+        path = write_csv(tmp_path / "d.csv", [*rows, {"sentence": "one more", "label": "positive "}])
     with pytest.raises(ValueError) as info:
         load_custom(train_file=path, **kwargs)
     assert message in str(info.value)
@@ -267,12 +315,64 @@ def test_csv_column_of_numbers_is_read_as_text(tmp_path, suffix):
 
 
 def test_csv_decimal_labels_are_floats_as_in_json(tmp_path):
-    """A csv cell "1.0" is a float label (refused, as a JSON 1.0 is), not a class named "1.0"."""
+    """A csv cell "1.0" is a float label (refused, as a JSON 1.0 is), not a class named "1.0"; the message
+    names the file that holds it (not a row number counted after dropped rows)."""
     path = write_csv(tmp_path / "d.csv", [{"sentence": f"text {i}", "label": f"{i % 2}.0"} for i in range(10)])
-    with pytest.raises(ValueError, match=re.escape("train row 0: label '0.0' in column 'label' is a float")):
+    with pytest.raises(ValueError, match=re.escape(f"{path}: label '0.0' in column 'label' is a float")):
         load_custom(train_file=path)
+    train = write_csv(tmp_path / "train.csv", [{"sentence": f"text {i}", "label": i % 2} for i in range(10)])
+    test = write_csv(tmp_path / "test.csv", [{"sentence": "", "label": "1"},
+                                             {"sentence": "fine", "label": "1.5"}])
+    message = f"{test}: label '1.5' in column 'label' is a float"
+    with pytest.raises(ValueError, match=re.escape(message)) as info:
+        load_custom(train_file=train, test_file=test)
+    assert "row" not in str(info.value)
     assert [text_kind(t) for t in ("1", " -07 ", "1.0", ".5", "1e3", "nan", "inf", "1.0.0", "pos")] == \
         ["int", "int", "float", "float", "float", "str", "str", "str", "str"]
+
+
+def test_quoted_cells_long_texts_and_blank_lines_still_load(tmp_path):
+    """What the row check must let through: quoted delimiters, quotes and line breaks, a text longer than the
+    csv module's default field limit (restored afterwards), blank lines, a byte-order mark."""
+    import csv as csv_module
+
+    long_text = " ".join(f"word{i % 50}" for i in range(30_000))  # ~240 KB: over the 128 KiB default limit
+    texts = ['Smith, John said "hi"', "two\nlines", long_text, *(f"text {i}" for i in range(7))]
+    rows = [{"sentence": text, "label": ("positive", "negative")[i % 2]} for i, text in enumerate(texts)]
+    path = write_csv(tmp_path / "d.csv", rows)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes() + b"\r\n   \r\n")
+    limit = csv_module.field_size_limit()
+    dsd = load_custom(train_file=path, validation_file=path)
+    assert dsd["validation"]["text"] == texts
+    assert csv_module.field_size_limit() == limit
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv"])
+def test_integer_labels_beyond_2_53_stay_distinct(tmp_path, suffix):
+    """Integer labels are converted exactly (not through a float, which merges 2**53 and 2**53 + 1); "+1",
+    " 1", "01" and "-0" are still the integers 1 and 0."""
+    big = [2**53, 2**53 + 1, 5]
+    rows = [{"sentence": f"text {i}", "label": big[i % 3]} for i in range(30)]
+    path = (write_jsonl if suffix == "jsonl" else write_csv)(tmp_path / f"d.{suffix}", rows)
+    dsd = load_custom(train_file=path, validation_file=path)
+    assert dsd["train"].features["label"].names == ["5", str(2**53), str(2**53 + 1)]
+    assert dsd["validation"]["label"][:3] == [1, 2, 0]
+    labels = ["+1", " 1", "01", "-0", "0"]
+    signed = write_csv(tmp_path / "signed.csv", [{"sentence": f"text {i}", "label": labels[i % 5]}
+                                                 for i in range(20)])
+    dsd = load_custom(train_file=signed, validation_file=signed)
+    assert dsd["train"].features["label"].names == ["0", "1"]
+    assert dsd["validation"]["label"][:5] == [1, 1, 1, 0, 0]
+
+
+def test_whitespace_only_labels_are_missing(tmp_path, caplog):
+    """A label cell of spaces is no label: the row is dropped and logged (it was a class " " before)."""
+    rows = [{"sentence": f"a fine sentence {i}", "label": ("positive", "negative")[i % 2]} for i in range(10)]
+    path = write_csv(tmp_path / "d.csv", [*rows, {"sentence": "meh", "label": "  "}])
+    with caplog.at_level(logging.WARNING, logger="hf_attn_at"):
+        dsd = load_custom(train_file=path, validation_file=path)
+    assert dsd["train"].features["label"].names == ["negative", "positive"] and len(dsd["train"]) == 10
+    assert "train: dropped 1 of 11 rows without a label (empty or null)" in caplog.text
 
 
 def test_parquet_text_column_of_numbers_is_refused(tmp_path):
@@ -297,6 +397,18 @@ def test_missing_file_names_the_path(tmp_path):
         ({"text_column": "body"}, "--text_column is for your own data: add --train_file or --dataset_name"),
         ({"train_file": "a.csv", "task_name": "sst"}, "give either --task_name ('sst', a built-in task)"),
         ({"train_file": "a.csv", "validation_split_percentage": 0}, "--validation_split_percentage must be in"),
+        # Flags that custom data would record but never use.
+        ({"train_file": "a.csv", "data_source": "local"},
+         "--data_source local is for the built-in tasks (--task_name); --train_file reads your own data: "
+         "drop --data_source"),
+        ({"dataset_name": "org/x", "data_dir": "d"}, "--data_dir d is for the built-in tasks (--task_name); "
+                                                     "--dataset_name reads your own data"),
+        ({"train_file": "a.csv", "babi_size": "1k"}, "--babi_size 1k is for the built-in tasks"),
+        ({"train_file": "a.csv", "validation_file": "b.csv", "validation_split_percentage": 20},
+         "--validation_split_percentage 20 holds out part of train when there is no validation split, but "
+         "--validation_file b.csv is one: drop --validation_split_percentage"),
+        ({"train_file": "a.csv", "max_test_samples": 5}, "--max_test_samples 5 caps the test split, and "
+                                                         "without --test_file there is none"),
     ],
 )
 def test_data_arguments_check_the_source(kwargs, message):
@@ -306,9 +418,47 @@ def test_data_arguments_check_the_source(kwargs, message):
 
 def test_data_arguments_defaults():
     assert DataArguments().task_name == "sst" and not DataArguments().is_custom
+    # the defaults of the refused flags, and the combinations that use them, are accepted
+    DataArguments(train_file="a.csv", validation_file="b.csv", validation_split_percentage=10)
+    DataArguments(train_file="a.csv", test_file="b.csv", max_test_samples=5)
+    DataArguments(dataset_name="org/x", max_test_samples=5)  # its test split is checked when loaded
+    DataArguments(task_name="babi1", data_source="local", data_dir="d", babi_size="1k")
     args = DataArguments(train_file="data/my_reviews.jsonl")
     assert args.is_custom and args.task_name is None and args.dataset_label == "my_reviews"
     assert DataArguments(dataset_name="org/reviews", dataset_config_name="en").dataset_label == "reviews-en"
+
+
+def test_dataset_name_checks_types_as_a_parquet_file_does(tmp_path):
+    """A Hub split's numeric text column is refused (it was turned into strings), as the same parquet file is;
+    so are float labels; a --validation_split_percentage that a validation split makes unused is refused."""
+    folder = tmp_path / "numbers"
+    folder.mkdir()
+    datasets.Dataset.from_dict({"text": list(range(10)), "label": [i % 2 for i in range(10)]}).to_parquet(
+        str(folder / "train.parquet"))
+    message = f"{folder} split 'train', row 1: text column 'text' holds int64 0, not a string"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_custom(dataset_name=str(folder))
+    with pytest.raises(ValueError, match=re.escape(f"{folder / 'train.parquet'}, row 1: text column 'text' "
+                                                   "holds int64 0")):
+        load_custom(train_file=folder / "train.parquet")
+    floats = tmp_path / "floats"
+    floats.mkdir()
+    texts = [f"text {i}" for i in range(10)]
+    datasets.Dataset.from_dict({"text": texts, "label": [i % 2 * 1.0 for i in range(10)]}).to_parquet(
+        str(floats / "train.parquet"))
+    with pytest.raises(ValueError, match=re.escape(f"{floats} split 'train', row 1: label 0.0 in column "
+                                                   "'label' is a float64")):
+        load_custom(dataset_name=str(floats))
+    split = tmp_path / "with_validation"
+    split.mkdir()
+    for name in ("train", "validation"):
+        datasets.Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(10)]}).to_parquet(
+            str(split / f"{name}.parquet"))
+    assert len(load_custom(dataset_name=str(split))["validation"]) == 10
+    message = (f"--validation_split_percentage 20 holds out part of train when there is no validation split, "
+               f"but there is one ({split} split 'validation'): drop it")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_custom(dataset_name=str(split), validation_split_percentage=20)
 
 
 def test_dataset_name_reads_a_dataset_folder_with_class_labels(tmp_path, caplog):

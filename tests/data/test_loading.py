@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -74,3 +75,25 @@ def test_a_given_tokenizer_encodes_every_split(pairs, tmp_path):
     for split in data.dataset:
         expected = [other(row["text"], row["text_pair"])["input_ids"] for row in full[split]]
         assert list(data.dataset[split]["input_ids"]) == expected
+
+
+def test_settings_a_run_would_not_use_are_refused(pairs, tmp_path):
+    """`min_df` with a saved model's tokenizer (its vocabulary is kept) and `max_test_samples` without a test
+    split (here a dataset folder without one) would be recorded but never used."""
+    from hf_attn_at import build_word_tokenizer
+
+    other = build_word_tokenizer(["good movie", "it was bad"], min_df=1)
+    message = ("--min_df 3 builds a new vocabulary, but the data are encoded with the saved model's "
+               "tokenizer (--model_name_or_path keeps its vocabulary): drop --min_df")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_data(DataArguments(train_file=str(pairs), min_df=3), seed=0, tokenizer=other)
+    folder = tmp_path / "hub_like"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text(pairs.read_text(), encoding="utf-8")
+    message = ("--max_test_samples 5 caps the test split, and hub_like has none (test metrics are reported "
+               "on validation, capped by --max_eval_samples): drop --max_test_samples")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        load_data(DataArguments(dataset_name=str(folder), max_test_samples=5), seed=0)
+    (folder / "test.jsonl").write_text(pairs.read_text(), encoding="utf-8")
+    data = load_data(DataArguments(dataset_name=str(folder), max_test_samples=5), seed=0)
+    assert data.num_examples["test"] == 5

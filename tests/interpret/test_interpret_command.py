@@ -271,3 +271,70 @@ def test_explain_never_overwrites_a_report_silently(model_dir, tmp_path, capsys)
     assert cli_main(["robustness", "--model_name_or_path", str(model_dir), "--test_file", str(data),
                      "--output_dir", str(out)]) == 2
     assert f"hf-attn-at robustness: error: --output_dir {out} is not empty" in capsys.readouterr().err
+
+
+def test_a_model_is_evaluated_only_on_inputs_of_its_kind(model_dir, tmp_path, capsys):
+    """A model for single texts given text pairs read them as one text joined by `<sep>`; both ways are
+    refused, in `explain` and `robustness` (which load their inputs alike)."""
+    pairs = tmp_path / "pairs.csv"
+    with pairs.open("w", newline="") as f:
+        rows = [(text, "a film", i % 2) for i, text in enumerate(TEXTS)]
+        csv.writer(f).writerows([("text", "text_pair", "label"), *rows])
+    code, error = explain(capsys, "--model_name_or_path", model_dir, "--test_file", pairs, "--output_dir",
+                          tmp_path / "out")
+    assert code == 2 and error.endswith(f"--model_name_or_path {model_dir} is a model for single texts "
+                                        f"(input_type 'single'), but --test_file {pairs} holds text pairs: "
+                                        "evaluate it on data of its kind")
+    assert cli_main(["robustness", "--model_name_or_path", str(model_dir), "--test_file", str(pairs),
+                     "--output_dir", str(tmp_path / "robust")]) == 2
+    assert "is a model for single texts (input_type 'single')" in capsys.readouterr().err
+    tokenizer = build_word_tokenizer([*TEXTS, "a film"])
+    config = tiny_config(["negative", "positive"], vocab_size=len(tokenizer), input_type="pair")
+    BiLSTMAttentionForSequenceClassification(config).save_pretrained(tmp_path / "pair_model")
+    tokenizer.save_pretrained(tmp_path / "pair_model")
+    single = write_csv(tmp_path / "single.csv", [0, 1, 1, 0, 1])
+    code, error = explain(capsys, "--model_name_or_path", tmp_path / "pair_model", "--test_file", single,
+                          "--output_dir", tmp_path / "out")
+    assert code == 2 and error.endswith("is a model for text pairs (input_type 'pair'), but --test_file "
+                                        f"{single} holds single texts: evaluate it on data of its kind")
+    assert explain(capsys, "--model_name_or_path", tmp_path / "pair_model", "--test_file", pairs,
+                   "--output_dir", tmp_path / "out", "--num_examples", "0") == (0, "")
+
+
+def test_a_split_that_selects_nothing_is_refused(model_dir, tmp_path, capsys):
+    """`--split` picks the rows of a file's `exp_split` column; a file without one is the test split, and
+    another `--split` was reported though never applied. The same for a saved `Dataset` without splits."""
+    import datasets
+
+    data = write_csv(tmp_path / "test.csv", [0, 1, 1, 0, 1])
+    common = ["--model_name_or_path", model_dir, "--num_examples", "0"]
+    code, error = explain(capsys, *common, "--test_file", data, "--split", "validation", "--output_dir",
+                          tmp_path / "a")
+    assert code == 2 and error.endswith(f"--split 'validation' selects the rows of a file's exp_split "
+                                        f"column, and {data} has none: the whole file is the 'test' split; "
+                                        "drop --split, or give a file with an exp_split column")
+    assert cli_main(["robustness", "--model_name_or_path", str(model_dir), "--test_file", str(data),
+                     "--split", "dev", "--output_dir", str(tmp_path / "robust")]) == 2
+    assert "--split 'dev' selects the rows of a file's exp_split column" in capsys.readouterr().err
+    code, _ = explain(capsys, *common, "--test_file", data, "--split", "test", "--output_dir", tmp_path / "b")
+    assert code == 0
+    with_splits = tmp_path / "with_splits.csv"
+    with with_splits.open("w", newline="") as f:
+        splits = ["dev", "test", "dev", "test", "test"]
+        rows = zip(TEXTS, [0, 1, 1, 0, 1], splits, strict=True)
+        csv.writer(f).writerows([("text", "label", "exp_split"), *rows])
+    code, _ = explain(capsys, *common, "--test_file", with_splits, "--split", "dev", "--output_dir",
+                      tmp_path / "c")
+    assert code == 0
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert metrics["models"][model_dir.name]["summary"]["num_examples"] == 2
+    code, error = explain(capsys, *common, "--test_file", with_splits, "--split", "validation",
+                          "--output_dir", tmp_path / "d")
+    assert code == 2 and error.endswith("has no rows with exp_split == 'validation'; its exp_split values "
+                                        "are ['dev', 'test']")
+    datasets.Dataset.from_dict({"input_ids": [[3, 4]], "label": [0]}).save_to_disk(str(tmp_path / "one"))
+    code, error = explain(capsys, *common, "--prepared_dir", tmp_path / "one", "--split", "validation",
+                          "--output_dir", tmp_path / "e")
+    assert code == 2 and error.endswith(f"--split 'validation' selects a split of --prepared_dir, and "
+                                        f"{tmp_path / 'one'} holds one dataset without splits (evaluated as "
+                                        "the 'test' split): drop --split")
