@@ -361,6 +361,10 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
         (["--attacks", "permutation", "--tolerance", "0.1"], "--tolerance 0.1 is the tolerance of the "
          "bisection of the smallest flipping ε, which does not run (no attention or word attack in "
          "--attacks): drop --tolerance"),
+        (["--babi_size", "1k"], "--babi_size 1k is for a built-in --task_name; it is not used with --test_file: "
+         "drop --babi_size"),
+        (["--data_source", "local"], "--data_source local is for a built-in --task_name; it is not used with "
+         "--test_file: drop --data_source"),
     ],
 )
 def test_cli_bad_values_are_one_line(tmp_path, capsys, args, message):

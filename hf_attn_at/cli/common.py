@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from transformers import HfArgumentParser
@@ -88,6 +88,12 @@ class EvaluationDataArguments:
             columns = [f"--{n}" for n in ("text_column", "text_pair_column", "label_column") if getattr(self, n)]
             if columns:
                 raise ValueError(f"{columns[0]} names a column of --test_file; it cannot be used with {given[0]}")
+        if self.task_name is None:  # the built-in tasks' flags would be ignored
+            defaults = {spec.name: spec.default for spec in fields(self)}
+            for name in ("data_source", "data_dir", "babi_size"):
+                if getattr(self, name) != defaults[name]:
+                    raise ValueError(f"--{name} {getattr(self, name)} is for a built-in --task_name; it is not used "
+                                     f"with {given[0]}: drop --{name}")
         if self.task_name is not None and self.data_source == "local" and self.data_dir is None:
             raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")
         if self.max_test_samples is not None and self.max_test_samples < 1:

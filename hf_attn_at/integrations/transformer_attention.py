@@ -162,7 +162,7 @@ def adversarial_attention(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
 def logits_mask(adversary: AttentionAdversary, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """Valid logits `(batch_size, num_layers, num_heads, query_length, key_length)` of a filled adversary: query and
     key both valid in `attention_mask` `(batch_size, sequence_length)` (all valid if `None`) and allowed by the
-    layer's own additive mask."""
+    layer's own additive mask (above half its dtype's lowest value: a position bias in the mask is allowed)."""
     logits = torch.stack([layer.detach() for layer in adversary.logits], dim=1)  # (B, L, H, Tq, Tk)
     batch_size, _, _, q_len, k_len = logits.shape
     if attention_mask is None:
@@ -171,7 +171,8 @@ def logits_mask(adversary: AttentionAdversary, attention_mask: torch.Tensor | No
         tokens = attention_mask.bool().to(logits.device)
         valid = (tokens[:, :q_len, None] & tokens[:, None, :k_len])[:, None, None]  # (B, 1, 1, Tq, Tk)
     allowed = [
-        torch.ones(batch_size, 1, q_len, k_len, dtype=torch.bool, device=logits.device) if mask is None else mask == 0
+        torch.ones(batch_size, 1, q_len, k_len, dtype=torch.bool, device=logits.device) if mask is None
+        else mask > torch.finfo(mask.dtype).min / 2
         for mask in adversary.masks
     ]
     return valid & torch.stack(allowed, dim=1).expand(-1, -1, -1, q_len, k_len)  # (B, L, 1|H, Tq, Tk)

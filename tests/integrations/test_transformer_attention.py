@@ -150,6 +150,19 @@ def test_logits_mask_is_valid_queries_times_valid_keys():
     assert torch.equal(mask.expand(4, 2, 1, 7, 7), expected.expand(4, 2, 1, 7, 7))
 
 
+def test_logits_mask_allows_a_biased_additive_mask():
+    """A layer mask holding a position bias (ALiBi-like, not 0) still allows its positions; only the masked
+    (lowest, or -inf) ones are not (`mask == 0` zeroed r wherever the bias was)."""
+    logits = torch.zeros(2, 1, 3, 3)
+    bias = -0.25 * torch.arange(3.0).abs()[None, None, None, :].expand(2, 1, 3, 3).clone()
+    bias[1, ..., 2] = torch.finfo(torch.float32).min
+    masks = [bias, bias.masked_fill(bias < -1, float("-inf"))]
+    adversary = AttentionAdversary(logits=[logits, logits], masks=masks)
+    mask = logits_mask(adversary, None)
+    assert mask.shape == (2, 2, 1, 3, 3)
+    assert mask[0].all() and mask[1, ..., :2].all() and not mask[1, ..., 2].any()
+
+
 # ---------------------------------------------------------------- the perturbation
 
 
