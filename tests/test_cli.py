@@ -323,7 +323,7 @@ def test_claim_verdicts_follow_the_numbers():
 
     def row(accuracy, pearson=0.0):  # a `summarize` row of 3 seeds
         return {"accuracy": (accuracy, 0.01), "pearson": (pearson, 0.02), "seeds": 3,
-                "finite": {"accuracy": 3, "pearson": 3}}
+                "finite": {"accuracy": 3, "pearson": 3}, "first_seed_accuracy": accuracy}
 
     table = {
         # "a": AT is best and both attention methods agree more than vanilla; word AT swings more over ε.

@@ -279,3 +279,19 @@ def test_a_complete_own_selection_wins_and_several_reused_epsilons_are_refused()
     clash = [*results, scored_result("imdb", "attention_at", 1.0, 3, 0.8, 0.5, 0.9, epsilon_selected_on="sst")]
     with pytest.raises(ValueError, match=r"imdb/attention_at has runs at several reused ε \(ε=0.1 from sst, ε=1 from sst\)"):
         selected_epsilons(clash, [0.1, 1.0])
+
+
+def test_epsilon_sensitivity_compares_the_lowest_seed_of_every_epsilon():
+    """Claim 3's accuracy range over ε uses each ε's lowest seed (the sweep's): the selected ε's row also averages
+    seeds 2-3, which would mix seed-to-seed spread into the range."""
+    from hf_attn_at.cli.aggregate import check_claims, summarize
+
+    results = [summary_result("sst", "vanilla", None, 1, 0.80, 0.4)]
+    sweep = {"attention_at": (0.80, 0.79, 0.78), "word_at": (0.80, 0.70, 0.60)}
+    for method, accuracies in sweep.items():
+        results += [summary_result("sst", method, e, 1, a, 0.4) for e, a in zip((0.01, 0.1, 1.0), accuracies, strict=True)]
+    # Seeds 2-3 at attention AT's selected ε 0.01 are far less accurate: the 3-seed mean (0.70) is not the sweep's.
+    results += [summary_result("sst", "attention_at", 0.01, s, 0.65, 0.4) for s in (2, 3)]
+    claims = "\n".join(check_claims(summarize(results)))
+    assert ("sst: test accuracy range over ε (lowest seed of each ε): attention_at 0.020, word_at 0.200"
+            in claims), claims

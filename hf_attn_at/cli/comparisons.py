@@ -90,8 +90,9 @@ def difference_tables(table: dict[str, dict[str, dict[str, Interval]]]) -> list[
     """Markdown: per task, each method's Δ accuracy and Δ Pearson r to vanilla with 95% CIs and verdicts."""
     lines = [
         "## Differences to vanilla (95% confidence intervals)", "",
-        "Method − vanilla at each method's main ε. Accuracy: Welch's t interval over seeds (n = seeds); Pearson r: "
-        "paired bootstrap over test examples pooled across seeds (10,000 resamples; n = test examples). "
+        "Method − vanilla at each method's main ε. Accuracy: Welch's t interval over seeds (every seed of each side; "
+        "n = the smaller side's seeds); Pearson r: paired bootstrap over test examples pooled across the seeds both "
+        "sides have (seed s with seed s; 10,000 resamples; n = test examples). "
         "Verdict for \"better than vanilla\": held (interval > 0), not held (interval < 0), inconclusive. "
         "The last two columns check the agreement verdict against the seeds: Welch's interval over each seed's mean "
         "Pearson r (n = seeds), which also counts how much the agreement of one method varies from seed to seed "
@@ -131,7 +132,12 @@ def claim_verdicts(table: dict[str, dict[str, dict[str, Interval]]]) -> list[str
             pearson = [v[key].verdict() for v in ours.values()]
             verdicts.append((task, "held" if all(v == "held" for v in pearson) and len(pearson) == len(OURS)
                              else "not held" if "not held" in pearson else "inconclusive"))
-    lines = ["## The claims decided by the intervals", ""]
+    lines = ["## The claims decided by the intervals", "",
+             "Per task, from the intervals of attention AT and iAT against vanilla (tables below). Claim 1 (the paper: "
+             "AT/iAT improve accuracy) is held when AT or iAT is significantly more accurate, not held when neither is "
+             "and one is significantly less accurate, else inconclusive. Claim 2 (the paper: the attention of both "
+             "agrees more) is held when both are significantly above vanilla, not held when either is significantly "
+             "below, else inconclusive.", ""]
     for title, verdicts in (("1. Attention AT/iAT are more accurate than vanilla", claim1),
                             ("2. Attention AT/iAT agree more with gradient importance than vanilla", claim2),
                             ("2, checked over seeds (Welch's interval over the seeds' mean Pearson r)", claim2_seeds)):
