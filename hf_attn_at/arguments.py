@@ -5,8 +5,10 @@ The training arguments are [`AdversarialTrainingArguments`] (`hf_attn_at.trainin
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,23 @@ def safe_path_component(value: Any, what: str) -> str:
         raise ValueError(f"{what} names a folder: it must be 1-100 letters, digits, '.', '_' or '-', starting with a "
                          f"letter or digit (e.g. 'my-reviews_v2'), got {value!r}")
     return value
+
+
+# The flags that load a built-in task; with your own data they are never read.
+BUILTIN_TASK_FLAGS = ("data_source", "data_dir", "babi_size")
+
+
+def changed_flags(args: Any, names: Iterable[str]) -> list[tuple[str, Any]]:
+    """`(name, value)` of each field `names` of the dataclass `args` whose value differs from its default: the
+    flags a user gave, for refusing those a command would not read."""
+    specs = {spec.name: spec for spec in dataclasses.fields(args)}
+    changed = []
+    for name in names:
+        spec, value = specs[name], getattr(args, name)
+        default = spec.default_factory() if spec.default is dataclasses.MISSING else spec.default
+        if value != default:
+            changed.append((name, value))
+    return changed
 
 
 @dataclass
@@ -232,12 +251,9 @@ class DataArguments(CustomDataArguments):
             self.task_name = "sst"
         if self.is_custom:  # the built-in tasks' flags would be recorded, never used
             source = "--train_file" if self.train_file is not None else "--dataset_name"
-            defaults = {spec.name: spec.default for spec in fields(self)}
-            for name in ("data_source", "data_dir", "babi_size"):
-                value = getattr(self, name)
-                if value != defaults[name]:
-                    raise ValueError(f"--{name} {value} is for the built-in tasks (--task_name); {source} "
-                                     f"reads your own data: drop --{name}")
+            for name, value in changed_flags(self, BUILTIN_TASK_FLAGS):
+                raise ValueError(f"--{name} {value} is for the built-in tasks (--task_name); {source} "
+                                 f"reads your own data: drop --{name}")
         for name in ("max_train_samples", "max_eval_samples", "max_test_samples", "explain_max_samples", "min_df"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser
 from transformers.training_args import trainer_log_levels
 
+from ..arguments import BUILTIN_TASK_FLAGS, changed_flags
 from ..data import SOURCES, TASKS
 from ..data.processing import EVAL_SAMPLE_SEED
 
@@ -89,11 +90,9 @@ class EvaluationDataArguments:
             if columns:
                 raise ValueError(f"{columns[0]} names a column of --test_file; it cannot be used with {given[0]}")
         if self.task_name is None:  # the built-in tasks' flags would be ignored
-            defaults = {spec.name: spec.default for spec in fields(self)}
-            for name in ("data_source", "data_dir", "babi_size"):
-                if getattr(self, name) != defaults[name]:
-                    raise ValueError(f"--{name} {getattr(self, name)} is for a built-in --task_name; it is not used "
-                                     f"with {given[0]}: drop --{name}")
+            for name, value in changed_flags(self, BUILTIN_TASK_FLAGS):
+                raise ValueError(f"--{name} {value} is for a built-in --task_name; it is not used "
+                                 f"with {given[0]}: drop --{name}")
         if self.task_name is not None and self.data_source == "local" and self.data_dir is None:
             raise ValueError("--data_source local needs --data_dir (the folder holding sst/, imdb/, ...)")
         if self.max_test_samples is not None and self.max_test_samples < 1:

@@ -40,14 +40,14 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from ..arguments import CustomDataArguments, safe_path_component
+from ..arguments import BUILTIN_TASK_FLAGS, CustomDataArguments, changed_flags, safe_path_component
 from ..data import SOURCES, TASKS, task_label
 from ..model_card import card_from_record
 from ..robustness import RobustnessArguments, evaluate_run_robustness
@@ -620,11 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = "--dataset_name" if custom.dataset_name else "--train_file"
         safe_path_component(custom.custom_label, f"the task label from {source} (else set --task_label)")
     if custom.is_custom:  # the built-in tasks' flags would be ignored
-        defaults = {spec.name: spec.default for spec in fields(ReproduceArguments)}
-        for name in ("data_source", "data_dir", "babi_size"):
-            if getattr(args, name) != defaults[name]:
-                raise ValueError(f"--{name} {getattr(args, name)} is for the built-in tasks (--tasks); your "
-                                 f"own data (--train_file / --dataset_name) is read as it is: drop --{name}")
+        for name, value in changed_flags(args, BUILTIN_TASK_FLAGS):
+            raise ValueError(f"--{name} {value} is for the built-in tasks (--tasks); your "
+                             f"own data (--train_file / --dataset_name) is read as it is: drop --{name}")
     if custom.is_custom and args.tasks:
         raise ValueError(f"--tasks {args.tasks} are built-in tasks: with --train_file/--dataset_name the grid has one "
                          f"task, your data (named {custom.custom_label!r}; set it with --task_label)")
