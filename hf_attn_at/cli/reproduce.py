@@ -575,7 +575,7 @@ def write_results(
         "each whole run — training, evaluation, explanation, robustness, and before a resume — summed over seeds).",
         "Accuracy/F1 on the test split (model selected on validation; F1 of class 1, binary tasks only — macro F1 is in the records), "
         "attention–gradient agreement (Pearson r, Kendall τ; per run the mean over test examples). ± is the sample "
-        "standard deviation over seeds (ddof 1; 0 with one seed). The claims come first; "
+        "standard deviation over seeds (ddof 1; a value from one seed has none). The claims come first; "
         "the tables, ε selection, robustness and the intervals they are decided by follow.", "",
         *claim_verdicts(intervals),
         *check_claims(table, selected, reused),

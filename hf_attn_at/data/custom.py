@@ -337,8 +337,8 @@ def _label_names(
 ) -> tuple[list[str], str]:
     """Class names (the sorted training labels, as strings) and the label kind (``int`` or ``str``).
 
-    `ValueError` naming the split's file (or Hub split, `where`) and the value on labels that are neither, on
-    a string label with leading or trailing whitespace (unless it is one of the Hub `class_names`), on mixed
+    `ValueError` naming the split's file (or Hub split, `where`) and the value on labels that are neither, on two
+    spellings of one integer (``"01"`` and ``"1"``), on a string label with leading or trailing whitespace (unless it is one of the Hub `class_names`), on mixed
     kinds, on a single training class and on labels that only evaluation splits have.
     """
     kinds: dict[str, tuple[str, Any]] = {}
@@ -359,6 +359,15 @@ def _label_names(
         seen = "; ".join(f"{kind} (first in {place}: {value!r})" for kind, (place, value) in kinds.items())
         raise ValueError(f"label column {label_column!r} mixes label types: {seen}; use all strings or all integers")
     kind = next(iter(kinds))
+    if kind == "int":  # csv / tsv cells: "01", "+1" and "1" would silently be one class
+        spellings: dict[str, tuple[str, str]] = {}
+        for split, ds in splits.items():
+            for value in dict.fromkeys(v for v in ds["label"] if isinstance(v, str)):
+                first = spellings.setdefault(_label_name(value, kind), (value, where[split]))
+                if first[0] != value:
+                    raise ValueError(f"labels {first[0]!r} (in {first[1]}) and {value!r} (in {where[split]}) in column "
+                                     f"{label_column!r} are both class {_label_name(value, kind)}; write each class "
+                                     "one way")
     names = sorted({_label_name(v, kind) for v in splits["train"]["label"]}, key=int if kind == "int" else str)
     if len(names) < 2:
         raise ValueError(f"label column {label_column!r} has a single class ({names[0]!r}) in the training data; "

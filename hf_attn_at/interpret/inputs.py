@@ -47,17 +47,23 @@ def _read_raw(data: Any) -> tuple[dict[str, list], int, list[int] | None]:
     return (ds if rows is None else ds.select(rows)).to_dict(), len(ds), rows
 
 
+def _is_float(value: Any) -> bool:
+    """Whether a raw label is a float: a float value or a csv cell such as `"1.0"` (`text_kind`)."""
+    from ..data.custom import text_kind
+
+    return isinstance(value, float) or isinstance(value, str) and text_kind(value) == "float"
+
+
 def _label_key(value: Any) -> str | None:
-    """A raw label as a class name, integers in decimal (`1`, `1.0`, `"01"` give `"1"`); `None` for other types."""
+    """A raw label as a class name, integers in decimal (`1`, `"01"` give `"1"`); `None` for other types."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return str(int(value)) if float(value).is_integer() else None
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, str):
         from ..data.custom import text_kind
 
-        kind = text_kind(value)  # a csv cell: "1", "01" and "1.0" are 1
-        return value if kind == "str" else _label_key(int(value) if kind == "int" else float(value))
+        return str(int(value)) if text_kind(value) == "int" else value  # a csv cell: "1" and "01" are 1
     return None
 
 
@@ -67,10 +73,17 @@ def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
     A label is one of the class names of `config.id2label`, compared as strings (integers in decimal). When
     none of the class names is an integer, an integer label that is not a name is a class id
     `0..num_labels - 1`. When some are (a model trained on labels `1`/`2`), labels are names only, so `1`
-    never silently means id 1. Any other value raises a `ValueError` naming it and the allowed labels.
+    never silently means id 1. A float (`1.0`, a csv `"1.0"`) or any other value raises a `ValueError` naming
+    it and the allowed labels.
     """
     names = {str(name): int(i) for i, name in config.id2label.items()}
     ids_allowed = not any(_INT.fullmatch(name) for name in names)
+    allowed = (f"its class names {list(names)} or ids 0..{config.num_labels - 1}" if ids_allowed else
+               f"its class names {list(names)} (ids are not accepted: the names are integers themselves)")
+    floats = list(dict.fromkeys(v for v in values if _is_float(v)))
+    if floats:  # as in training (`load_custom`): a float is not a class id, even when whole
+        raise ValueError(f"labels {floats[:10]}{' ...' if len(floats) > 10 else ''} are floats; labels must be "
+                         f"{allowed}, written as strings or integers")
     ids, unknown = [], []  # the first 11 distinct unknown values
     for value in values:
         key = _label_key(value)
@@ -81,8 +94,6 @@ def _label_ids(values: list[Any], config: Any, model_dir: str) -> list[int]:
         elif len(unknown) <= 10 and value not in unknown:
             unknown.append(value)
     if unknown:
-        allowed = (f"its class names {list(names)} or ids 0..{config.num_labels - 1}" if ids_allowed else
-                   f"its class names {list(names)} (ids are not accepted: the names are integers themselves)")
         raise ValueError(f"labels {unknown[:10]}{' ...' if len(unknown) > 10 else ''} are not "
                          f"classes of {model_dir}: labels must be {allowed}")
     return ids

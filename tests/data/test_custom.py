@@ -349,20 +349,28 @@ def test_quoted_cells_long_texts_and_blank_lines_still_load(tmp_path):
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv"])
 def test_integer_labels_beyond_2_53_stay_distinct(tmp_path, suffix):
-    """Integer labels are converted exactly (not through a float, which merges 2**53 and 2**53 + 1); "+1",
-    " 1", "01" and "-0" are still the integers 1 and 0."""
+    """Integer labels are converted exactly (not through a float, which merges 2**53 and 2**53 + 1); "+1"
+    and "-0" are still the integers 1 and 0, but two spellings of one integer ("01" and "1") are refused: they
+    would silently be one class."""
     big = [2**53, 2**53 + 1, 5]
     rows = [{"sentence": f"text {i}", "label": big[i % 3]} for i in range(30)]
     path = (write_jsonl if suffix == "jsonl" else write_csv)(tmp_path / f"d.{suffix}", rows)
     dsd = load_custom(train_file=path, validation_file=path)
     assert dsd["train"].features["label"].names == ["5", str(2**53), str(2**53 + 1)]
     assert dsd["validation"]["label"][:3] == [1, 2, 0]
-    labels = ["+1", " 1", "01", "-0", "0"]
-    signed = write_csv(tmp_path / "signed.csv", [{"sentence": f"text {i}", "label": labels[i % 5]}
+    signed = write_csv(tmp_path / "signed.csv", [{"sentence": f"text {i}", "label": ("+1", "-0")[i % 2]}
                                                  for i in range(20)])
     dsd = load_custom(train_file=signed, validation_file=signed)
     assert dsd["train"].features["label"].names == ["0", "1"]
-    assert dsd["validation"]["label"][:5] == [1, 1, 1, 0, 0]
+    assert dsd["validation"]["label"][:2] == [1, 0]
+    for first, second in [("01", "1"), (" 1", "1"), ("0", "-0")]:
+        two = write_csv(tmp_path / "two.csv", [{"sentence": f"text {i}", "label": (first, "7")[i % 2]}
+                                               for i in range(20)])
+        test = write_csv(tmp_path / "test.csv", [{"sentence": "text", "label": second}])
+        message = (f"labels {first!r} (in {two}) and {second!r} (in {test}) in column 'label' are both class "
+                   f"{int(first)}; write each class one way")
+        with pytest.raises(ValueError, match=re.escape(message)):
+            load_custom(train_file=two, validation_file=two, test_file=test)
 
 
 def test_whitespace_only_labels_are_missing(tmp_path, caplog):

@@ -66,15 +66,22 @@ def test_integer_class_names_never_read_as_ids():
     with pytest.raises(ValueError, match=r"labels \[0\] are not classes of m: labels must be its class names "
                                          r"\['1', '2'\] \(ids are not accepted"):
         _label_ids([0, 1, 1, 0], config, "m")
-    assert _label_ids([1, "2", "01", 2.0, "1.0", " 2 "], config, "m") == [0, 1, 0, 1, 0, 1]  # "1.0": a csv cell
+    assert _label_ids([1, "2", "01", " 2 "], config, "m") == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("names", [["1", "2"], ["negative", "positive"]])
+def test_float_labels_are_refused_as_in_training(names):
+    """A float is no class id, even when whole (training refuses it too): `2.0` and a csv cell `"1.0"`."""
+    with pytest.raises(ValueError, match=r"labels \[2.0, '1.0'\] are floats; labels must be its class names"):
+        _label_ids([1, 2.0, "1.0", 2.0], tiny_config(names), "m")
 
 
 def test_ids_accepted_when_class_names_are_not_integers():
     config = tiny_config(["negative", "positive"])
     assert _label_ids([0, "1", "positive", "negative"], config, "m") == [0, 1, 1, 0]
-    with pytest.raises(ValueError, match=r"labels \[2, 'neutral', 1.5\] are not classes of m: labels must be its "
+    with pytest.raises(ValueError, match=r"labels \[2, 'neutral'\] are not classes of m: labels must be its "
                                          r"class names \['negative', 'positive'\] or ids 0..1"):
-        _label_ids([0, 2, "neutral", 1.5, 2], config, "m")
+        _label_ids([0, 2, "neutral", 2], config, "m")
     with pytest.raises(ValueError, match=r"labels \[\[0\], 2, 3, 4, 5, 6, 7, 8, 9, 10\] \.\.\. are not classes"):
         _label_ids([[0], *range(2, 100)], config, "m")
 
