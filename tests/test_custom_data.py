@@ -138,7 +138,7 @@ def test_reproduce_rejects_tasks_with_your_data(reviews, capsys):
 
 def test_reproduce_passes_your_data_only_flags_a_run_uses(tmp_path, capsys):
     """The built-in tasks' flags are refused with your data (they were ignored), and the `ci` grid's test cap
-    is dropped when there is no test file (it would be refused: there is no test split to cap)."""
+    is dropped when there is no test file or test split (it would be refused: there is no test split to cap)."""
     from hf_attn_at.arguments import CustomDataArguments
     from hf_attn_at.cli.reproduce import ReproduceArguments, Run, run_arguments
 
@@ -150,6 +150,15 @@ def test_reproduce_passes_your_data_only_flags_a_run_uses(tmp_path, capsys):
     run = Run("reviews", "vanilla", None, 1, "reviews")
     for test_file, cap in ((None, None), ("reviews_test.csv", 200)):
         custom = CustomDataArguments(train_file="reviews.csv", test_file=test_file)
+        data = run_arguments(ReproduceArguments(grid="ci"), run, tmp_path / "run", custom)[1]
+        assert (data.max_test_samples, data.max_eval_samples) == (cap, 100)
+    # A --dataset_name (here a local folder of split files) with and without a test split.
+    for splits, cap in ((("train", "validation"), None), (("train", "validation", "test"), 200)):
+        folder = tmp_path / "-".join(splits)
+        folder.mkdir()
+        for split in splits:
+            (folder / f"{split}.csv").write_text("text,label\ngood,pos\nbad,neg\n", encoding="utf-8")
+        custom = CustomDataArguments(dataset_name=str(folder))
         data = run_arguments(ReproduceArguments(grid="ci"), run, tmp_path / "run", custom)[1]
         assert (data.max_test_samples, data.max_eval_samples) == (cap, 100)
 

@@ -322,6 +322,7 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
     from dataclasses import asdict
 
     from ..arguments import DataArguments, ModelArguments
+    from ..data.custom import has_test_split
     from ..training_args import AdversarialTrainingArguments
 
     grid = GRIDS[args.grid]
@@ -363,8 +364,10 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
         training["adv_epsilon_scale"] = args.adv_epsilon_scale
     if is_custom:
         data = {**asdict(custom), **grid.get("data", {})}
-        if custom.train_file is not None and custom.test_file is None:
-            data.pop("max_test_samples", None)  # no test split to cap: test metrics are on validation
+        no_test = (custom.test_file is None if custom.train_file is not None else
+                   not has_test_split(custom.dataset_name, custom.dataset_config_name))
+        if no_test and "max_test_samples" in data:
+            data.pop("max_test_samples")  # no test split to cap: test metrics are on validation
     else:
         data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir,
                 "babi_size": args.babi_size, **grid.get("data", {})}

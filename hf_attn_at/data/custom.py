@@ -9,6 +9,7 @@ tokenization are then the built-in tasks' (:func:`hf_attn_at.data.prepare_datase
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import re
@@ -529,6 +530,13 @@ def load_custom(
                        "reported on the validation split")
     logger.info("custom data: %s; labels %s", ", ".join(f"{s} {len(d)}" for s, d in dsd.items()), names)
     return (dsd, (text_column, text_pair_column, label_column)) if return_columns else dsd
+
+
+@functools.cache
+def has_test_split(dataset_name: str, dataset_config_name: str | None = None) -> bool:
+    """Whether `load_custom(dataset_name=..., dataset_config_name=...)` has a ``test`` split (the dataset is loaded
+    through `datasets.load_dataset`, whose cache the run's own load then reuses)."""
+    return "test" in load_hub(dataset_name, dataset_config_name)
 
 
 def _carve_validation(dsd: datasets.DatasetDict, percentage: int, seed: int, where: str) -> datasets.DatasetDict:
