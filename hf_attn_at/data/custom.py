@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,29 +92,19 @@ def _check_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     return path, builder, options
 
 
-def _check_rows(path: Path, delimiter: str) -> list[str]:
-    """The header of a csv / tsv file whose every row has one cell per column; `ValueError` naming the line of
-    a row with more or fewer cells (an unquoted delimiter in a text: pandas would take the first cells as an
-    index) and of malformed quoting (an unbalanced quote: the following rows would become one cell). Blank
-    lines are skipped, as pandas skips them."""
-    name = {",": "a comma", "\t": "a tab"}.get(delimiter, repr(delimiter))
+def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows of a csv / tsv file, header first, each with the line where it starts (a quoted cell
+    may span lines); blank lines are skipped, as pandas skips them. `ValueError` naming the lines of malformed
+    quoting (an unbalanced quote: the following rows would become one cell)."""
     limit = csv.field_size_limit(sys.maxsize)  # a long text is one cell (the default limit is 128 KiB)
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f, delimiter=delimiter, strict=True)
-            header: list[str] | None = None
-            start = 1  # the line where the current row starts (a quoted cell may span lines)
+            start = 1
             try:
                 for row in reader:
                     if any(cell.strip() for cell in row) or len(row) > 1:
-                        if header is None:
-                            header = row
-                        elif len(row) != len(header):
-                            cells = f"{len(row)} cell{'s' * (len(row) != 1)}"
-                            raise ValueError(
-                                f"{path}, line {start}: {cells}, but the header has {len(header)} {header}: "
-                                f"every row needs one cell per column (quote a text that contains {name})"
-                            )
+                        yield start, row
                     start = reader.line_num + 1
             except csv.Error as err:
                 lines = f"line {start}" if reader.line_num <= start else f"lines {start}-{reader.line_num}"
@@ -125,7 +115,33 @@ def _check_rows(path: Path, delimiter: str) -> list[str]:
                 ) from None
     finally:
         csv.field_size_limit(limit)
+
+
+def _check_rows(path: Path, delimiter: str) -> list[str]:
+    """The header of a csv / tsv file whose every row has one cell per column; `ValueError` naming the line of
+    a row with more or fewer cells (an unquoted delimiter in a text: pandas would take the first cells as an
+    index) and of malformed quoting (`_csv_rows`)."""
+    name = {",": "a comma", "\t": "a tab"}.get(delimiter, repr(delimiter))
+    header: list[str] | None = None
+    for start, row in _csv_rows(path, delimiter):
+        if header is None:
+            header = row
+        elif len(row) != len(header):
+            cells = f"{len(row)} cell{'s' * (len(row) != 1)}"
+            raise ValueError(f"{path}, line {start}: {cells}, but the header has {len(header)} {header}: every row "
+                             f"needs one cell per column (quote a text that contains {name})")
     return header or []
+
+
+def _line_of(path: Path, column: str, value: str) -> int | None:
+    """The line where the first row of a csv / tsv file with `value` in `column` starts; `None` if none has."""
+    rows = _csv_rows(path, FORMATS[path.suffix.lower()][1].get("delimiter", ","))
+    try:
+        header = next(rows)[1]
+        index = header.index(column)
+        return next((start for start, row in rows if row[index] == value), None)
+    finally:
+        rows.close()
 
 
 def _check_unique(columns: list[str], where: str | Path) -> None:
@@ -334,14 +350,24 @@ def _label_name(value: Any, kind: str) -> str:
 
 def _label_names(
     splits: Mapping[str, datasets.Dataset], label_column: str, where: Mapping[str, str],
-    class_names: list[str] | None = None,
+    class_names: list[str] | None = None, files: Mapping[str, Path] | None = None,
 ) -> tuple[list[str], str]:
     """Class names (the sorted training labels, as strings) and the label kind (``int`` or ``str``).
 
-    `ValueError` naming the split's file (or Hub split, `where`) and the value on labels that are neither, on two
-    spellings of one integer (``"01"`` and ``"1"``), on a string label with leading or trailing whitespace (unless it is one of the Hub `class_names`), on mixed
+    `ValueError` naming the split's file (or Hub split, `where`; with the line for a csv / tsv file of `files`)
+    and the value on labels that are neither, on two spellings of one integer (``"01"`` and ``"1"``), on a
+    string label with leading or trailing whitespace (unless it is one of the Hub `class_names`), on mixed
     kinds, on a single training class and on labels that only evaluation splits have.
     """
+
+    def place(split: str, value: Any) -> str:
+        """`where[split]`, with the line of the value's first row when the split is a csv / tsv file."""
+        path = (files or {}).get(split)
+        if path is None or builder_of(path.suffix.lower()) != "csv" or not isinstance(value, str):
+            return where[split]
+        line = _line_of(path, label_column, value)
+        return where[split] if line is None else f"{where[split]}, line {line}"
+
     kinds: dict[str, tuple[str, Any]] = {}
     for split, ds in splits.items():
         for value in ds["label"]:
@@ -349,24 +375,25 @@ def _label_names(
             if kind == "str":
                 kind = text_kind(value)  # csv / tsv cells are strings: "1" is a class id, "1.0" a float
             if kind not in ("int", "str"):
-                raise ValueError(f"{where[split]}: label {value!r} in column {label_column!r} is a {kind}; "
+                raise ValueError(f"{place(split, value)}: label {value!r} in column {label_column!r} is a {kind}; "
                                  "labels must be strings or integers (class ids)")
             if kind == "str" and value != value.strip() and value not in (class_names or ()):
-                raise ValueError(f"{where[split]}: label {value!r} in column {label_column!r} has leading or "
+                raise ValueError(f"{place(split, value)}: label {value!r} in column {label_column!r} has leading or "
                                  "trailing whitespace, which would make it a class apart from "
                                  f"{value.strip()!r}; remove it")
-            kinds.setdefault(kind, (where[split], value))
+            kinds.setdefault(kind, (split, value))
     if len(kinds) > 1:
-        seen = "; ".join(f"{kind} (first in {place}: {value!r})" for kind, (place, value) in kinds.items())
+        seen = "; ".join(f"{kind} (first in {place(split, value)}: {value!r})" for kind, (split, value) in kinds.items())
         raise ValueError(f"label column {label_column!r} mixes label types: {seen}; use all strings or all integers")
     kind = next(iter(kinds))
     if kind == "int":  # csv / tsv cells: "01", "+1" and "1" would silently be one class
         spellings: dict[str, tuple[str, str]] = {}
         for split, ds in splits.items():
             for value in dict.fromkeys(v for v in ds["label"] if isinstance(v, str)):
-                first = spellings.setdefault(_label_name(value, kind), (value, where[split]))
+                first = spellings.setdefault(_label_name(value, kind), (value, split))
                 if first[0] != value:
-                    raise ValueError(f"labels {first[0]!r} (in {first[1]}) and {value!r} (in {where[split]}) in column "
+                    raise ValueError(f"labels {first[0]!r} (in {place(first[1], first[0])}) and {value!r} (in "
+                                     f"{place(split, value)}) in column "
                                      f"{label_column!r} are both class {_label_name(value, kind)}; write each class "
                                      "one way")
     names = sorted({_label_name(v, kind) for v in splits["train"]["label"]}, key=int if kind == "int" else str)
@@ -455,11 +482,12 @@ def load_custom(
         raise ValueError(f"validation_split_percentage must be in 1..99, got {validation_split_percentage!r}")
     raw: dict[str, datasets.Dataset] = {}
     where: dict[str, str] = {}
+    files: dict[str, Path] = {}  # split -> its file (error messages name a csv row's line)
     kinds: dict[str, dict[str, Kinds]] = {}  # split -> column -> where each kind of value first occurs (json)
     if train_file is not None:
         for split, path in (("train", train_file), ("validation", validation_file), ("test", test_file)):
             if path is not None:
-                (raw[split], kinds[split]), where[split] = _load_file(path), str(path)
+                (raw[split], kinds[split]), where[split], files[split] = _load_file(path), str(path), Path(path)
     else:
         if validation_file is not None or test_file is not None:
             raise ValueError("validation_file/test_file go with train_file, not with dataset_name")
@@ -507,7 +535,7 @@ def load_custom(
             continue
         splits[split] = ds
 
-    names, kind = _label_names(splits, label_column, where, class_names)
+    names, kind = _label_names(splits, label_column, where, class_names, files)
     if class_names is not None and set(names) <= set(class_names):
         names = class_names
     label_feature = datasets.ClassLabel(names=names)

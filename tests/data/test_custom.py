@@ -316,14 +316,14 @@ def test_csv_column_of_numbers_is_read_as_text(tmp_path, suffix):
 
 def test_csv_decimal_labels_are_floats_as_in_json(tmp_path):
     """A csv cell "1.0" is a float label (refused, as a JSON 1.0 is), not a class named "1.0"; the message
-    names the file that holds it (not a row number counted after dropped rows)."""
+    names the file and the line that hold it (not a row number counted after dropped rows)."""
     path = write_csv(tmp_path / "d.csv", [{"sentence": f"text {i}", "label": f"{i % 2}.0"} for i in range(10)])
-    with pytest.raises(ValueError, match=re.escape(f"{path}: label '0.0' in column 'label' is a float")):
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 2: label '0.0' in column 'label' is a float")):
         load_custom(train_file=path)
     train = write_csv(tmp_path / "train.csv", [{"sentence": f"text {i}", "label": i % 2} for i in range(10)])
     test = write_csv(tmp_path / "test.csv", [{"sentence": "", "label": "1"},
                                              {"sentence": "fine", "label": "1.5"}])
-    message = f"{test}: label '1.5' in column 'label' is a float"
+    message = f"{test}, line 3: label '1.5' in column 'label' is a float"  # line 2's row has no text
     with pytest.raises(ValueError, match=re.escape(message)) as info:
         load_custom(train_file=train, test_file=test)
     assert "row" not in str(info.value)
@@ -367,8 +367,8 @@ def test_integer_labels_beyond_2_53_stay_distinct(tmp_path, suffix):
         two = write_csv(tmp_path / "two.csv", [{"sentence": f"text {i}", "label": (first, "7")[i % 2]}
                                                for i in range(20)])
         test = write_csv(tmp_path / "test.csv", [{"sentence": "text", "label": second}])
-        message = (f"labels {first!r} (in {two}) and {second!r} (in {test}) in column 'label' are both class "
-                   f"{int(first)}; write each class one way")
+        message = (f"labels {first!r} (in {two}, line 2) and {second!r} (in {test}, line 2) in column 'label' are "
+                   f"both class {int(first)}; write each class one way")
         with pytest.raises(ValueError, match=re.escape(message)):
             load_custom(train_file=two, validation_file=two, test_file=test)
 
