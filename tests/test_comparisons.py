@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hf_attn_at.cli.aggregate import run_name
-from hf_attn_at.cli.comparisons import claim_verdicts, difference_tables, differences
+from hf_attn_at.cli.comparisons import claim_verdicts, difference_tables, differences, task_verdicts
 from hf_attn_at.runs import RunRecord
 from hf_attn_at.statistics import paired_bootstrap_ci, seed_difference_ci
 
@@ -53,6 +53,14 @@ def test_differences_pair_seeds_and_decide_the_claims(tmp_path):
     assert "1. Attention AT/iAT are more accurate than vanilla**: held 0 / not held 1 / inconclusive 0" in text
     # Claim 2: both significantly above vanilla → held.
     assert "2. Attention AT/iAT agree more with gradient importance than vanilla**: held 1 / not held 0" in text
+    assert task_verdicts(table) == {"claim1": [("sst", "not held")], "claim2": [("sst", "held")],
+                                    "claim2_seeds": [("sst", "held")]}
+    # Another bootstrap seed (docs/bootstrap_stability.py) draws other resamples: the same estimate, other bounds.
+    other = differences(results, run_dirs, lambda task, method: main.get(method), run_name,
+                        lambda r: r.test_metric("accuracy"), bootstrap_seed=7)["sst"]["attention_at"]
+    assert other["pearson"] == paired_bootstrap_ci(list(runs["attention_at"][2]), list(base), seed=7)
+    assert other["pearson"].estimate == at["pearson"].estimate and other["pearson"].low != at["pearson"].low
+    assert other["accuracy"] == at["accuracy"] and other["pearson_seeds"] == at["pearson_seeds"]
 
 
 def test_seed_level_check_of_the_agreement_counts_the_seed_spread(tmp_path):
@@ -98,3 +106,28 @@ def test_differences_pair_seeds_by_number_not_position(tmp_path, caplog):
     r = table["sst"]["attention_at"]["pearson"]
     assert (r.estimate, r.low, r.high) == (0.0, 0.0, 0.0) and r.verdict() == "inconclusive"
     assert "pairs seeds [2, 3] with vanilla's and leaves out seeds [1]" in caplog.text
+
+
+def test_bootstrap_stability_script_recomputes_the_verdicts_per_seed(tmp_path, capsys):
+    """docs/bootstrap_stability.py on records of one task: ε selected on validation (0.1 of four), vanilla and AT
+    paired by seed; AT's clear gain is held under every bootstrap seed."""
+    import importlib.util
+
+    from testing_utils import REPO_ROOT
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(-0.2, 0.6, size=(3, 100))
+    runs = [("vanilla", None, seed, base[seed - 1], 0.80) for seed in (1, 2, 3)]
+    runs += [("attention_at", eps, 1, base[0] + 0.2, 0.9 if eps == 0.1 else 0.8) for eps in (0.01, 0.1, 1.0, 10.0)]
+    runs += [("attention_at", 0.1, seed, base[seed - 1] + 0.2, 0.9) for seed in (2, 3)]
+    for method, epsilon, seed, pearson, auc in runs:
+        name, folder, result = write_run(tmp_path, "sst", method, epsilon, seed, 0.8, pearson)
+        result.metrics["validation"] = {"validation_auc": auc}
+        result.save(folder)
+    spec = importlib.util.spec_from_file_location("bootstrap_stability", REPO_ROOT / "docs" / "bootstrap_stability.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(str(tmp_path), 3) == 0
+    out = capsys.readouterr().out
+    assert "9 records; bootstrap seeds 0..2: 0 of 1 agreement verdicts change with the seed." in out
+    assert "Claim 2 per task (AT and iAT combined) over the seeds: sst: inconclusive 3." in out  # iAT missing

@@ -3,6 +3,7 @@
     python docs/runs_v2_wiat_cache/run.py N S   (from the repository root; ../shared/data beside it)
 """
 import sys
+
 from hf_attn_at.arguments import DataArguments, ModelArguments
 from hf_attn_at.experiment import run_experiment
 from hf_attn_at.training_args import AdversarialTrainingArguments

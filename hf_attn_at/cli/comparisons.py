@@ -41,6 +41,7 @@ def per_example_pearson(run_dir: Path) -> np.ndarray:
 def differences(
     results: list[RunRecord], run_dirs: dict[str, Path], main_epsilon: Callable[[str, str], float | None],
     run_name: Callable[[str, str, float | None, int], str], accuracy: Callable[[RunRecord], float | None],
+    bootstrap_seed: int = 0,
 ) -> dict[str, dict[str, dict[str, Interval]]]:
     """task -> method -> {"accuracy", "pearson", "pearson_seeds"}: Intervals of the method's main row minus vanilla
     (`pearson_seeds`: Welch's interval over the seeds' mean Pearson r, which also counts the seed-to-seed spread
@@ -52,6 +53,8 @@ def differences(
         main_epsilon: `(task, method) -> ε` of the method's main row.
         run_name: `(task, method, ε, seed) -> name`.
         accuracy: a result's test accuracy.
+        bootstrap_seed: seeds the paired bootstrap (RESULTS.md uses 0; other seeds show how much a verdict
+            depends on its Monte-Carlo draw, `docs/bootstrap_stability.py`).
     """
     table: dict[str, dict[str, dict[str, Interval]]] = {}
     for task in sorted({r.task for r in results}):
@@ -79,7 +82,8 @@ def differences(
                                "only one of them has", task, method, paired, unpaired)
             table[task][method] = {
                 "accuracy": seed_difference_ci([accuracy(r) for r in runs], [accuracy(r) for r in vanilla]),
-                "pearson": paired_bootstrap_ci([pearson[s] for s in paired], [baseline[s] for s in paired]),
+                "pearson": paired_bootstrap_ci([pearson[s] for s in paired], [baseline[s] for s in paired],
+                                               seed=bootstrap_seed),
                 "pearson_seeds": seed_difference_ci([np.nanmean(p) for p in pearson.values()],
                                                     [np.nanmean(b) for b in baseline.values()]),
             }
@@ -112,35 +116,44 @@ def difference_tables(table: dict[str, dict[str, dict[str, Interval]]]) -> list[
     return lines
 
 
-def claim_verdicts(table: dict[str, dict[str, dict[str, Interval]]]) -> list[str]:
-    """The paper's claims 1 and 2 decided per task by the intervals of attention AT and iAT against vanilla.
+def task_verdicts(table: dict[str, dict[str, dict[str, Interval]]]) -> dict[str, list[tuple[str, str]]]:
+    """The paper's claims 1 and 2 decided per task by the intervals of attention AT and iAT against vanilla:
+    `{"claim1": [(task, verdict), ...], "claim2": [...], "claim2_seeds": [...]}` (tasks without AT/iAT left out).
 
     Claim 1 (AT/iAT give the best accuracy) is held on a task when AT or iAT is significantly more accurate than
     vanilla, not held when neither is and one is significantly less accurate, else inconclusive. Claim 2 (AT/iAT
     attention agrees more with gradient importance) is held when both are significantly above vanilla, not held
-    when either is significantly below, else inconclusive; it is decided by the bootstrap intervals and, as a
-    check, again by the seed-level ones.
+    when either is significantly below, else inconclusive; it is decided by the bootstrap intervals (`claim2`) and,
+    as a check, again by the seed-level ones (`claim2_seeds`).
     """
-    claim1, claim2, claim2_seeds = [], [], []
+    claims: dict[str, list[tuple[str, str]]] = {"claim1": [], "claim2": [], "claim2_seeds": []}
     for task, methods in table.items():
         ours = {m: methods[m] for m in OURS if m in methods}
         if not ours:
             continue
         accuracy = [v["accuracy"].verdict() for v in ours.values()]
-        claim1.append((task, "held" if "held" in accuracy else "not held" if "not held" in accuracy else "inconclusive"))
-        for verdicts, key in ((claim2, "pearson"), (claim2_seeds, "pearson_seeds")):
+        claims["claim1"].append(
+            (task, "held" if "held" in accuracy else "not held" if "not held" in accuracy else "inconclusive"))
+        for claim, key in (("claim2", "pearson"), ("claim2_seeds", "pearson_seeds")):
             pearson = [v[key].verdict() for v in ours.values()]
-            verdicts.append((task, "held" if all(v == "held" for v in pearson) and len(pearson) == len(OURS)
-                             else "not held" if "not held" in pearson else "inconclusive"))
+            claims[claim].append((task, "held" if all(v == "held" for v in pearson) and len(pearson) == len(OURS)
+                                  else "not held" if "not held" in pearson else "inconclusive"))
+    return claims
+
+
+def claim_verdicts(table: dict[str, dict[str, dict[str, Interval]]]) -> list[str]:
+    """RESULTS.md's "claims decided by the intervals" section: the verdicts of `task_verdicts` and their rules."""
+    claims = task_verdicts(table)
     lines = ["## The claims decided by the intervals", "",
              "Per task, from the intervals of attention AT and iAT against vanilla (tables below). Claim 1 (the paper: "
              "AT/iAT improve accuracy) is held when AT or iAT is significantly more accurate, not held when neither is "
              "and one is significantly less accurate, else inconclusive. Claim 2 (the paper: the attention of both "
              "agrees more) is held when both are significantly above vanilla, not held when either is significantly "
              "below, else inconclusive.", ""]
-    for title, verdicts in (("1. Attention AT/iAT are more accurate than vanilla", claim1),
-                            ("2. Attention AT/iAT agree more with gradient importance than vanilla", claim2),
-                            ("2, checked over seeds (Welch's interval over the seeds' mean Pearson r)", claim2_seeds)):
+    for title, verdicts in (("1. Attention AT/iAT are more accurate than vanilla", claims["claim1"]),
+                            ("2. Attention AT/iAT agree more with gradient importance than vanilla", claims["claim2"]),
+                            ("2, checked over seeds (Welch's interval over the seeds' mean Pearson r)",
+                             claims["claim2_seeds"])):
         if not verdicts:
             lines.append(f"- **{title}**: not tested (no attention AT/iAT runs next to vanilla).")
             continue
@@ -149,4 +162,4 @@ def claim_verdicts(table: dict[str, dict[str, dict[str, Interval]]]) -> list[str
     return [*lines, ""]
 
 
-__all__ = ["claim_verdicts", "difference_tables", "differences", "per_example_pearson"]
+__all__ = ["claim_verdicts", "difference_tables", "differences", "per_example_pearson", "task_verdicts"]
