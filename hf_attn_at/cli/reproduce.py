@@ -364,10 +364,10 @@ def run_arguments(args: ReproduceArguments, run: Run, run_dir: Path, custom: Cus
         training["adv_epsilon_scale"] = args.adv_epsilon_scale
     if is_custom:
         data = {**asdict(custom), **grid.get("data", {})}
-        no_test = (custom.test_file is None if custom.train_file is not None else
-                   not has_test_split(custom.dataset_name, custom.dataset_config_name))
-        if no_test and "max_test_samples" in data:
-            data.pop("max_test_samples")  # no test split to cap: test metrics are on validation
+        if "max_test_samples" in data and (  # no test split to cap: test metrics are on validation
+                custom.test_file is None if custom.train_file is not None
+                else not has_test_split(custom.dataset_name, custom.dataset_config_name)):
+            del data["max_test_samples"]
     else:
         data = {"task_name": run.task, "data_source": args.data_source, "data_dir": args.data_dir,
                 "babi_size": args.babi_size, **grid.get("data", {})}
